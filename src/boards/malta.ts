@@ -1,0 +1,34 @@
+import type { Board } from './board.ts';
+
+/**
+ * QEMU malta with a 24Kc core, little-endian. Facts from QEMU 7.2
+ * hw/mips/malta.c: -bios goes into the 4 MiB CFI flash at 0x1e000000 and
+ * 0x1fc00000 is a read-only alias of its first 4 MiB, where the CPU resets.
+ * On little-endian targets QEMU byte-swaps each 32-bit word of the first
+ * 0x3e0000 bytes of the file.
+ */
+export const malta: Board = {
+  name: 'malta',
+  description: 'QEMU malta, MIPS 24Kc, little-endian, 4 MiB flash at the reset vector',
+  arch: 'mips',
+  endian: 'little',
+  crossCompile: 'mipsel-linux-gnu-',
+  clangTarget: 'mipsel-linux-gnu',
+  cpuFlags: ['-march=mips32r2'],
+  flashPhys: 0x1fc00000,
+  flashSize: 0x400000,
+  xipPhys: 0x1fc01000,
+  loaderSwapBytes: 0x3e0000,
+  shimSize: 0x1000,
+  ramPhys: 0x00000000,
+  linkAddress: 0x80100000,
+  cmdline: 'console=ttyS0,115200',
+  defconfigs: { minimal: 'xip_qemu_malta_defconfig', router: 'lwrt_qemu_malta_defconfig' },
+  qemu: {
+    binary: 'qemu-system-mipsel',
+    machine: 'malta',
+    cpu: '24Kc',
+    args: ['-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio'],
+    defaultMemMiB: 256,
+  },
+};

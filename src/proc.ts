@@ -1,0 +1,168 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EXIT, XipError } from './errors.ts';
+
+/**
+ * The one way the toolkit runs a program: output streams to a log file (if
+ * given), the last lines are kept for error messages, a timeout ends the
+ * process (SIGTERM, then SIGKILL after a grace period), and a failure turns
+ * into an XipError that names the command, the log and its tail.
+ */
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Append all output (stdout and stderr) to this file. */
+  log?: string;
+  /** Milliseconds before the process is killed; 0 or undefined: none. */
+  timeoutMs?: number;
+  /** Called with every complete output line (for progress). */
+  onLine?: (line: string) => void;
+  /** Data written to standard input, then closed. */
+  input?: string | Buffer;
+  /** Do not throw on a non-zero exit; return the result. */
+  allowFailure?: boolean;
+  /** How many trailing lines to keep (default 40). */
+  tailLines?: number;
+  /** Short human name for messages, e.g. "kernel build". */
+  what?: string;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** Full stdout (only kept when no log file is given, or `capture` set). */
+  stdout: string;
+  tail: string[];
+  ms: number;
+}
+
+const KILL_GRACE_MS = 3000;
+
+/** Processes started and not yet reaped: killed if the toolkit is interrupted. */
+const live = new Set<import('node:child_process').ChildProcess>();
+
+export function killAllChildren(): void {
+  for (const child of live) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  }
+}
+
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const start = Date.now();
+  const what = opts.what ?? `${cmd} ${args.slice(0, 3).join(' ')}`.trim();
+  if (opts.log) mkdirSync(dirname(opts.log), { recursive: true });
+  const logStream = opts.log ? createWriteStream(opts.log, { flags: 'a' }) : undefined;
+  logStream?.write(`$ ${[cmd, ...args].join(' ')}\n`);
+  const tailMax = opts.tailLines ?? 40;
+  const tail: string[] = [];
+  let stdout = '';
+  let partial = '';
+
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      detached: true, // own process group, so a timeout kills make's children too
+    });
+    live.add(child);
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer =
+      opts.timeoutMs && opts.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            signalGroup(child.pid, 'SIGTERM');
+            killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+          }, opts.timeoutMs)
+        : undefined;
+
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      logStream?.write(chunk);
+      if (!logStream) stdout += text;
+      partial += text;
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        tail.push(line);
+        if (tail.length > tailMax) tail.shift();
+        opts.onLine?.(line);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      live.delete(child);
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      logStream?.end();
+      if (err.code === 'ENOENT') {
+        reject(
+          new XipError(`${cmd}: not found on PATH; run 'xip doctor --install' (or 'make deps') to install it`, {
+            exitCode: EXIT.environment,
+          }),
+        );
+      } else reject(new XipError(`${what}: could not start ${cmd}: ${err.message}`, { exitCode: EXIT.environment }));
+    });
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      if (partial) {
+        tail.push(partial);
+        if (tail.length > tailMax) tail.shift();
+        opts.onLine?.(partial);
+      }
+      const result: RunResult = { code, signal, timedOut, stdout, tail, ms: Date.now() - start };
+      const finish = () => {
+        if (code === 0 || opts.allowFailure) return resolve(result);
+        const why = timedOut
+          ? `timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`
+          : signal
+            ? `killed by ${signal}`
+            : `exit code ${code}`;
+        const where = opts.log ? `; full log: ${opts.log}` : '';
+        reject(new XipError(`${what} failed (${why})${where}`, { details: tail.slice(-20) }));
+      };
+      if (logStream) logStream.end(finish);
+      else finish();
+    });
+  });
+}
+
+function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Run a short command and return its stdout; throws XipError on failure. */
+export function capture(cmd: string, args: readonly string[], opts: { cwd?: string; what?: string } = {}): string {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.error) {
+    const code = (r.error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new XipError(`${cmd}: not found on PATH; run 'xip doctor --install' (or 'make deps') to install it`, {
+        exitCode: EXIT.environment,
+      });
+    }
+    throw new XipError(`${opts.what ?? cmd}: ${r.error.message}`, { exitCode: EXIT.environment });
+  }
+  if (r.status !== 0) {
+    const lines = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').slice(-10);
+    throw new XipError(`${opts.what ?? cmd} failed (exit code ${r.status})`, { details: lines });
+  }
+  return r.stdout;
+}
