@@ -1,0 +1,88 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getBoard, type Board } from './boards/index.ts';
+import { badInput } from './errors.ts';
+
+export type Variant = 'xip' | 'stock';
+export type Toolchain = 'clang' | 'gcc';
+
+/** Root of this repository (the folder holding package.json). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Where everything of one build lives. One prepared kernel source tree under
+ * build/src serves every board, config, variant and toolchain; each of those
+ * combinations gets its own directory with an out-of-tree (O=) kernel build.
+ */
+export interface BuildContext {
+  repo: string;
+  buildDir: string;
+  board: Board;
+  /** defconfig file name, e.g. xip_qemu_malta_defconfig (from kernel/configs/). */
+  config: string;
+  variant: Variant;
+  toolchain: Toolchain;
+  /** build/<board>/<config>/<variant>-<toolchain> */
+  variantDir: string;
+  /** O= directory of the kernel build. */
+  kbuildDir: string;
+  vmlinux: string;
+  dotConfig: string;
+  /** Flash image of this variant (xip only). */
+  imagePath: string;
+  /** The published image of the last `xip image`: build/out/xip-bios.bin */
+  publishedImage: string;
+  bootLog: string;
+  /** Make output of the kernel build. */
+  kernelLog: string;
+}
+
+export interface ContextOptions {
+  board?: string;
+  config?: string;
+  variant?: string;
+  toolchain?: string;
+  buildDir?: string;
+}
+
+export function makeContext(opts: ContextOptions = {}): BuildContext {
+  const board = getBoard(opts.board ?? 'malta');
+  const variant = opts.variant ?? 'xip';
+  if (variant !== 'xip' && variant !== 'stock') {
+    throw badInput(`unknown variant '${variant}': use xip or stock`);
+  }
+  const toolchain = opts.toolchain ?? 'clang';
+  if (toolchain !== 'clang' && toolchain !== 'gcc') {
+    throw badInput(`unknown toolchain '${toolchain}': use clang or gcc (TOOLCHAIN=gcc)`);
+  }
+  let config = opts.config ?? board.defconfigs.minimal;
+  if (!config.endsWith('_defconfig')) config = `${config}_defconfig`;
+  const buildDir = resolve(opts.buildDir ?? join(REPO_ROOT, 'build'));
+  const variantDir = join(buildDir, board.name, config.replace(/_defconfig$/, ''), `${variant}-${toolchain}`);
+  const kbuildDir = join(variantDir, 'kbuild');
+  return {
+    repo: REPO_ROOT,
+    buildDir,
+    board,
+    config,
+    variant,
+    toolchain,
+    variantDir,
+    kbuildDir,
+    vmlinux: join(kbuildDir, 'vmlinux'),
+    dotConfig: join(kbuildDir, '.config'),
+    imagePath: join(variantDir, 'xip-bios.bin'),
+    publishedImage: join(buildDir, 'out', 'xip-bios.bin'),
+    bootLog: join(variantDir, 'boot.log'),
+    kernelLog: join(variantDir, 'kernel-build.log'),
+  };
+}
+
+export function defconfigPath(ctx: BuildContext): string {
+  const p = join(ctx.repo, 'kernel', 'configs', ctx.config);
+  if (!existsSync(p)) {
+    throw badInput(`defconfig '${ctx.config}' not found in kernel/configs/: pick one of the files there (CONFIG=...)`);
+  }
+  return p;
+}
