@@ -26,6 +26,12 @@ export interface RunOptions {
   tailLines?: number;
   /** Short human name for messages, e.g. "kernel build". */
   what?: string;
+  /** Stop the process early: on abort it is ended like on a timeout (SIGTERM, then SIGKILL). */
+  abort?: AbortSignal;
+  /** Give the process this terminal's standard input (interactive programs); ignored when `input` is set. */
+  inheritStdin?: boolean;
+  /** Called with every raw output chunk as it arrives (e.g. to echo it to a terminal). */
+  onData?: (chunk: Buffer) => void;
 }
 
 export interface RunResult {
@@ -68,23 +74,31 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.input !== undefined ? 'pipe' : opts.inheritStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'],
       detached: true, // own process group, so a timeout kills make's children too
     });
     live.add(child);
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      if (killTimer) return;
+      signalGroup(child.pid, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    };
     const timer =
       opts.timeoutMs && opts.timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            signalGroup(child.pid, 'SIGTERM');
-            killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+            stop();
           }, opts.timeoutMs)
         : undefined;
+    const onAbort = () => stop();
+    if (opts.abort?.aborted) stop();
+    else opts.abort?.addEventListener('abort', onAbort, { once: true });
 
     const onData = (chunk: Buffer) => {
       const text = chunk.toString('utf8');
+      opts.onData?.(chunk);
       logStream?.write(chunk);
       if (!logStream) stdout += text;
       partial += text;
@@ -102,6 +116,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 
     child.on('error', (err: NodeJS.ErrnoException) => {
       live.delete(child);
+      opts.abort?.removeEventListener('abort', onAbort);
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       logStream?.end();
@@ -115,6 +130,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     });
     child.on('close', (code, signal) => {
       live.delete(child);
+      opts.abort?.removeEventListener('abort', onAbort);
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       if (partial) {
