@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
+import { XipError } from './errors.ts';
+import { writeFileAtomic } from './fsutil.ts';
+import { step as startStep, type Step } from './log.ts';
+
+/**
+ * Content-hash stamps. A stage records the hash of everything it read in a
+ * stamp file once it has succeeded. It is skipped only when that hash still
+ * matches AND every output it promised exists. The stamp is removed before
+ * the stage starts, so a stage that was interrupted or failed never looks
+ * done to a later run.
+ */
+
+/**
+ * Remembers file hashes by (size, mtime, inode) so that large inputs (the
+ * kernel tarball, a user's kernel tree) are read once, not on every run. The
+ * stamp is still a content hash: a changed file changes size or mtime and is
+ * hashed again.
+ */
+export class HashCache {
+  private entries = new Map<string, { key: string; hash: string }>();
+  private dirty = false;
+
+  constructor(private readonly path?: string) {
+    if (path && existsSync(path)) {
+      try {
+        const data = JSON.parse(readFileSync(path, 'utf8')) as Record<string, { key: string; hash: string }>;
+        for (const [p, e] of Object.entries(data)) this.entries.set(p, e);
+      } catch {
+        /* a corrupt cache is only a slower run */
+      }
+    }
+  }
+
+  fileHash(path: string): string {
+    const st = statSync(path);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const hit = this.entries.get(path);
+    if (hit && hit.key === key) return hit.hash;
+    const hash = hashFileSync(path);
+    this.entries.set(path, { key, hash });
+    this.dirty = true;
+    return hash;
+  }
+
+  save(): void {
+    if (!this.path || !this.dirty) return;
+    writeFileAtomic(this.path, JSON.stringify(Object.fromEntries(this.entries)));
+    this.dirty = false;
+  }
+}
+
+function hashFileSync(path: string): string {
+  const h = createHash('sha256');
+  // Read in chunks: a kernel tarball does not need to sit in memory at once.
+  for (const chunk of readFileChunks(path)) h.update(chunk);
+  return h.digest('hex');
+}
+
+function* readFileChunks(path: string): Generator<Buffer> {
+  const size = statSync(path).size;
+  if (size <= 16 * 1024 * 1024) {
+    yield readFileSync(path);
+    return;
+  }
+  // Large file: sequential reads through a file descriptor.
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** sha256 of a file, streamed (for callers that want to await). */
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+export interface TreeOptions {
+  /** Names (any depth) that are left out, e.g. '.git'. */
+  exclude?: readonly string[];
+}
+
+/**
+ * Collects the inputs of a stage into one hash. Every addition is labelled
+ * so that moving a value from one input to another changes the hash.
+ */
+export class Hasher {
+  private readonly h = createHash('sha256');
+  private readonly parts: string[] = [];
+
+  constructor(private readonly cache: HashCache = new HashCache()) {}
+
+  value(label: string, v: string | number | boolean | null | undefined | readonly string[]): this {
+    const text = Array.isArray(v) ? JSON.stringify(v) : String(v);
+    this.add(`value ${label}`, text);
+    return this;
+  }
+
+  /** A file's content. A missing file is an input too ("absent"). */
+  file(label: string, path: string): this {
+    const hash = existsSync(path) ? this.cache.fileHash(path) : 'absent';
+    this.add(`file ${label}`, hash);
+    return this;
+  }
+
+  /** Every file, symlink and directory under dir: names, modes and contents. */
+  tree(label: string, dir: string, opts: TreeOptions = {}): this {
+    this.add(`tree ${label}`, treeHash(dir, opts, this.cache));
+    return this;
+  }
+
+  private add(label: string, text: string): void {
+    const line = `${label}=${text}`;
+    this.parts.push(line.length > 200 ? `${line.slice(0, 200)}...` : line);
+    this.h.update(`${label.length}:${label}${text.length}:${text}\n`);
+  }
+
+  /** The labelled inputs, for a stamp file a person can read. */
+  describe(): string[] {
+    return [...this.parts];
+  }
+
+  digest(): string {
+    return this.h.copy().digest('hex');
+  }
+}
+
+/** Hash of a directory tree: relative paths, types, exec bits, contents. */
+export function treeHash(dir: string, opts: TreeOptions = {}, cache: HashCache = new HashCache()): string {
+  if (!existsSync(dir)) return 'absent';
+  const exclude = new Set(opts.exclude ?? []);
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    const names = readdirSync(d).sort();
+    for (const name of names) {
+      if (exclude.has(name)) continue;
+      const p = join(d, name);
+      const rel = relative(dir, p);
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) h.update(`l ${rel} ${readlinkSync(p)}\n`);
+      else if (st.isDirectory()) {
+        h.update(`d ${rel}\n`);
+        walk(p);
+      } else if (st.isFile()) h.update(`f ${rel} ${st.mode & 0o111 ? 'x' : '-'} ${cache.fileHash(p)}\n`);
+      else h.update(`o ${rel}\n`);
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
+}
+
+interface StampData {
+  stage: string;
+  hash: string;
+  inputs: string[];
+  outputs: string[];
+  written: string;
+}
+
+export function readStamp(path: string): StampData | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as StampData;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a stage must run, or undefined when it is up to date. */
+export function staleReason(stampPath: string, hash: string, outputs: readonly string[]): string | undefined {
+  const s = readStamp(stampPath);
+  if (!s) return 'no stamp';
+  if (s.hash !== hash) return 'inputs changed';
+  const missing = outputs.find((o) => !existsSync(o));
+  if (missing) return `output missing: ${missing}`;
+  return undefined;
+}
+
+export function clearStamp(stampPath: string): void {
+  rmSync(stampPath, { force: true });
+}
+
+export function writeStamp(stampPath: string, stage: string, hasher: Hasher, outputs: readonly string[]): void {
+  const data: StampData = {
+    stage,
+    hash: hasher.digest(),
+    inputs: hasher.describe(),
+    outputs: [...outputs],
+    written: new Date().toISOString(),
+  };
+  writeFileAtomic(stampPath, `${JSON.stringify(data, null, 2)}\n`);
+}
+
+export interface StageSpec {
+  /** Shown in progress lines, e.g. "kernel stock-clang". */
+  name: string;
+  stampPath: string;
+  /** Fills the hasher with every input of the stage. */
+  inputs: (h: Hasher) => void;
+  /** Files the stage promises to leave behind. */
+  outputs: readonly string[];
+  /** Does the work. May return a one-line summary. */
+  run: (step: Step) => Promise<string | void>;
+  /** Run even when up to date. */
+  force?: boolean;
+  cache?: HashCache;
+}
+
+export type StageOutcome = 'skipped' | 'built';
+
+/** Run a stage unless its stamp says it is up to date. */
+export async function runStage(spec: StageSpec): Promise<StageOutcome> {
+  const hasher = new Hasher(spec.cache);
+  spec.inputs(hasher);
+  const reason = spec.force ? 'forced' : staleReason(spec.stampPath, hasher.digest(), spec.outputs);
+  const s = startStep(spec.name);
+  if (reason === undefined) {
+    s.skip('inputs unchanged');
+    return 'skipped';
+  }
+  clearStamp(spec.stampPath);
+  let summary: string | void;
+  try {
+    summary = await spec.run(s);
+  } catch (err) {
+    s.fail();
+    throw err;
+  }
+  const missing = spec.outputs.filter((o) => !existsSync(o));
+  if (missing.length > 0) {
+    s.fail();
+    throw new XipError(`${spec.name}: finished but did not produce ${missing.join(', ')}`);
+  }
+  // The stamp records the inputs as they were when the stage started: an
+  // input edited while the stage ran makes the next run build again.
+  writeStamp(spec.stampPath, spec.name, hasher, spec.outputs);
+  spec.cache?.save();
+  s.done(summary ?? undefined);
+  return 'built';
+}

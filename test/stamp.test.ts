@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setQuiet } from '../src/log.ts';
+import { HashCache, Hasher, readStamp, runStage, treeHash, type StageSpec } from '../src/stamp.ts';
+
+let dir: string;
+before(() => {
+  setQuiet(true);
+  dir = mkdtempSync(join(tmpdir(), 'xip-stamp-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A stage that copies in.txt to out.txt and counts its runs. */
+function copyStage(sub: string, extra: Partial<StageSpec> = {}) {
+  const d = join(dir, sub);
+  mkdirSync(d, { recursive: true });
+  const input = join(d, 'in.txt');
+  const output = join(d, 'out.txt');
+  const stamp = join(d, 'stamp.json');
+  if (!existsSync(input)) writeFileSync(input, 'one');
+  const state = { runs: 0 };
+  const spec = (): StageSpec => ({
+    name: `copy ${sub}`,
+    stampPath: stamp,
+    inputs: (h) => h.file('in', input).value('flag', 'a'),
+    outputs: [output],
+    run: async () => {
+      state.runs++;
+      writeFileSync(output, 'x');
+    },
+    ...extra,
+  });
+  return { input, output, stamp, state, spec };
+}
+
+describe('runStage', () => {
+  it('runs a fresh stage, then skips it while nothing changed', async () => {
+    const s = copyStage('fresh');
+    assert.equal(await runStage(s.spec()), 'built');
+    assert.equal(await runStage(s.spec()), 'skipped');
+    assert.equal(s.state.runs, 1);
+    const st = readStamp(s.stamp);
+    assert.ok(st, 'stamp written');
+    assert.ok(st.inputs.some((l) => l.startsWith('file in=')));
+  });
+
+  it('runs again when an input file changes content', async () => {
+    const s = copyStage('changed');
+    await runStage(s.spec());
+    writeFileSync(s.input, 'two');
+    assert.equal(await runStage(s.spec()), 'built');
+    assert.equal(s.state.runs, 2);
+  });
+
+  it('does not run again for a touched file with the same content', async () => {
+    const s = copyStage('touched');
+    await runStage(s.spec());
+    const t = new Date(Date.now() + 5000);
+    utimesSync(s.input, t, t);
+    assert.equal(await runStage(s.spec()), 'skipped');
+  });
+
+  it('runs again when an output is missing even though the stamp matches', async () => {
+    const s = copyStage('missing');
+    await runStage(s.spec());
+    rmSync(s.output);
+    assert.equal(await runStage(s.spec()), 'built');
+    assert.equal(s.state.runs, 2);
+  });
+
+  it('removes the stamp before running, and an interrupted stage never looks done', async () => {
+    const s = copyStage('interrupted');
+    await runStage(s.spec());
+    writeFileSync(s.input, 'changed');
+    let stampDuringRun: boolean | undefined;
+    const failing: StageSpec = {
+      ...s.spec(),
+      run: async () => {
+        stampDuringRun = existsSync(s.stamp);
+        writeFileSync(s.output, 'half');
+        throw new Error('interrupted');
+      },
+    };
+    await assert.rejects(runStage(failing), /interrupted/);
+    assert.equal(stampDuringRun, false);
+    assert.equal(existsSync(s.stamp), false);
+    // Even with the input put back, the stage runs again: there is no stamp.
+    writeFileSync(s.input, 'one');
+    assert.equal(await runStage(s.spec()), 'built');
+  });
+
+  it('fails a stage that did not produce its outputs, and writes no stamp', async () => {
+    const s = copyStage('no-output');
+    const spec: StageSpec = { ...s.spec(), run: async () => {} };
+    await assert.rejects(runStage(spec), /did not produce/);
+    assert.equal(existsSync(s.stamp), false);
+  });
+
+  it('force runs an up-to-date stage', async () => {
+    const s = copyStage('force');
+    await runStage(s.spec());
+    assert.equal(await runStage({ ...s.spec(), force: true }), 'built');
+  });
+});
+
+describe('Hasher and treeHash', () => {
+  it('labels inputs: the same text under another label is another hash', () => {
+    const a = new Hasher().value('x', 'v').digest();
+    const b = new Hasher().value('y', 'v').digest();
+    const c = new Hasher().value('x', 'v').digest();
+    assert.notEqual(a, b);
+    assert.equal(a, c);
+  });
+
+  it('treats a missing file as an input', () => {
+    const a = new Hasher().file('f', join(dir, 'nope')).digest();
+    writeFileSync(join(dir, 'nope'), '');
+    const b = new Hasher().file('f', join(dir, 'nope')).digest();
+    assert.notEqual(a, b);
+  });
+
+  it('changes with file content, names, exec bits and new files; ignores excluded names', () => {
+    const t = join(dir, 'tree');
+    mkdirSync(join(t, 'sub'), { recursive: true });
+    writeFileSync(join(t, 'a.c'), 'int a;');
+    writeFileSync(join(t, 'sub', 'b.c'), 'int b;');
+    const h0 = treeHash(t);
+    assert.equal(treeHash(t), h0);
+    writeFileSync(join(t, 'a.c'), 'int a2;');
+    const h1 = treeHash(t);
+    assert.notEqual(h1, h0);
+    chmodSync(join(t, 'a.c'), 0o755);
+    const h2 = treeHash(t);
+    assert.notEqual(h2, h1);
+    renameSync(join(t, 'sub', 'b.c'), join(t, 'sub', 'c.c'));
+    const h3 = treeHash(t);
+    assert.notEqual(h3, h2);
+    mkdirSync(join(t, '.git'));
+    writeFileSync(join(t, '.git', 'HEAD'), 'x');
+    assert.equal(treeHash(t, { exclude: ['.git'] }), h3);
+    assert.notEqual(treeHash(t), h3);
+  });
+
+  it('HashCache re-hashes a file whose size or mtime changed, and persists', () => {
+    const f = join(dir, 'cached.bin');
+    const cachePath = join(dir, 'cache.json');
+    writeFileSync(f, 'aaaa');
+    const c1 = new HashCache(cachePath);
+    const h1 = c1.fileHash(f);
+    c1.save();
+    assert.ok(existsSync(cachePath));
+    const c2 = new HashCache(cachePath);
+    assert.equal(c2.fileHash(f), h1);
+    writeFileSync(f, 'bbbbb');
+    assert.notEqual(c2.fileHash(f), h1);
+  });
+});
