@@ -1,0 +1,148 @@
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Board } from '../boards/index.ts';
+import type { Variant } from '../context.ts';
+import { badInput, XipError } from '../errors.ts';
+import { debug } from '../log.ts';
+import { run } from '../proc.ts';
+import { DEFAULT_MARKERS, judgeBoot, MarkerMatcher, type FailureKind } from './markers.ts';
+
+/**
+ * Boots a board in QEMU and judges the console: every marker in order, no
+ * panic or oops (those end the boot at once), and QEMU exiting 0 by itself
+ * because the guest powered the board off. The console streams into
+ * `<log>.tmp` while QEMU runs (a hung boot leaves a readable partial log)
+ * and is renamed to `<log>` when QEMU has ended.
+ */
+export interface BootOptions {
+  board: Board;
+  /** Flash image (-bios): the only way to boot the xip variant. */
+  bios?: string;
+  /** Kernel ELF (-kernel): stock variant only. */
+  kernel?: string;
+  variant: Variant;
+  memMiB: number;
+  log: string;
+  /** Default 60 s; in interactive mode the default is no timeout. */
+  timeoutMs?: number;
+  markers?: string[];
+  extraArgs?: string[];
+  /** `xip run`: the terminal's stdin goes to the guest console, output is echoed. */
+  interactive?: boolean;
+}
+
+export interface BootResult {
+  ok: boolean;
+  exitCode: number | null;
+  markersSeen: string[];
+  memoryLine?: string;
+  failure?: { kind: FailureKind; line: string };
+  ms: number;
+  /** The console log written (also on failure). */
+  log?: string;
+  /** The last console lines, for error messages. */
+  tail?: string[];
+}
+
+export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
+
+/** The QEMU command line of a boot (without the binary). Throws badInput on a wrong combination. */
+export function qemuArgs(o: BootOptions): string[] {
+  if (o.bios !== undefined && o.kernel !== undefined) {
+    throw badInput('boot: give either a flash image (-bios) or a kernel (-kernel), not both');
+  }
+  if (o.kernel !== undefined && o.variant !== 'stock') {
+    throw badInput(
+      `boot: refusing -kernel for the ${o.variant} variant: an XIP kernel must boot from flash; pass its flash image as bios (xip-bios.bin)`,
+    );
+  }
+  if (o.bios === undefined && o.kernel === undefined) {
+    throw badInput(
+      o.variant === 'stock'
+        ? 'boot: nothing to boot: give the stock kernel (-kernel vmlinux) or a flash image (-bios)'
+        : 'boot: nothing to boot: give the flash image (-bios xip-bios.bin); build it with `xip image`',
+    );
+  }
+  if (!Number.isInteger(o.memMiB) || o.memMiB <= 0) {
+    throw badInput(`boot: memory size '${o.memMiB}' is not a positive whole number of MiB (e.g. 256)`);
+  }
+  const file = (o.bios ?? o.kernel)!;
+  if (!existsSync(file) || !statSync(file).isFile()) {
+    throw badInput(`boot: ${o.bios !== undefined ? 'flash image' : 'kernel'} ${file} not found; build it first`);
+  }
+  const q = o.board.qemu;
+  const args = ['-M', q.machine, '-cpu', q.cpu, '-m', `${o.memMiB}M`, ...q.args];
+  if (o.bios !== undefined) args.push('-bios', o.bios);
+  else {
+    args.push('-kernel', file);
+    // QEMU's own loader passes the command line that the shim passes for xip.
+    if (!(o.extraArgs ?? []).includes('-append')) args.push('-append', o.board.cmdline);
+  }
+  args.push(...(o.extraArgs ?? []));
+  return args;
+}
+
+export async function boot(o: BootOptions): Promise<BootResult> {
+  const args = qemuArgs(o);
+  const markers = o.markers ?? [...DEFAULT_MARKERS];
+  const matcher = new MarkerMatcher(markers);
+  const timeoutMs = o.timeoutMs ?? (o.interactive ? 0 : DEFAULT_BOOT_TIMEOUT_MS);
+  const tmp = `${o.log}.tmp`;
+  mkdirSync(dirname(o.log), { recursive: true });
+  rmSync(tmp, { force: true });
+
+  const stopper = new AbortController();
+  debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
+  const start = Date.now();
+  let r;
+  try {
+    r = await run(o.board.qemu.binary, args, {
+      log: tmp,
+      timeoutMs,
+      allowFailure: true,
+      abort: stopper.signal,
+      what: `QEMU boot (${o.variant}, ${o.memMiB} MiB)`,
+      inheritStdin: o.interactive === true,
+      onData: o.interactive ? (chunk) => process.stdout.write(chunk) : undefined,
+      onLine: (line) => {
+        const ev = matcher.feed(line);
+        // A dead kernel does not come back: stop QEMU now (interactive: let the user look).
+        if (ev?.kind === 'failure' && ev.failure.kind === 'panic' && !o.interactive) stopper.abort();
+        if (ev?.kind === 'failure' && ev.failure.kind === 'no-poweroff' && !o.interactive) stopper.abort();
+      },
+    });
+  } finally {
+    if (existsSync(tmp)) renameSync(tmp, o.log);
+  }
+  const verdict = judgeBoot(matcher, {
+    exitCode: r.code,
+    signal: r.signal,
+    timedOut: r.timedOut,
+    timeoutMs,
+  });
+  return {
+    ok: verdict.ok,
+    exitCode: r.code,
+    markersSeen: matcher.seen,
+    memoryLine: matcher.memoryLine,
+    failure: verdict.failure,
+    ms: Date.now() - start,
+    log: o.log,
+    tail: r.tail.slice(-15),
+  };
+}
+
+/** Throws an XipError saying why the boot failed (kind, line, log), with the console tail. */
+export function assertBooted(r: BootResult, what: string): void {
+  if (r.ok) return;
+  const f = r.failure ?? { kind: 'exit', line: `QEMU exit code ${r.exitCode}` };
+  const label: Record<FailureKind, string> = {
+    panic: 'kernel died',
+    timeout: 'boot hung',
+    exit: 'QEMU failed',
+    'missing-marker': 'boot incomplete',
+    'no-poweroff': 'no power-off',
+  };
+  const where = r.log ? `; console log: ${r.log}` : '';
+  throw new XipError(`${what}: ${label[f.kind]}: ${f.line}${where}`, { details: r.tail ?? [] });
+}
