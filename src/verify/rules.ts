@@ -1,0 +1,401 @@
+/**
+ * The six `xip verify` rules, as pure functions over already-read inputs:
+ * the parsed vmlinux, the kernel .config and the flash image bytes. Each
+ * rule returns ok/FAIL, a one-line summary with the numbers that decided it,
+ * detail lines, and the same numbers as data for --json.
+ *
+ * Addresses are unsigned 32-bit numbers throughout. On MIPS32 the vmlinux
+ * program headers carry KSEG0 addresses in p_paddr as well as p_vaddr, so
+ * "load address in flash" means a KSEG0 address in the flash window.
+ */
+import { KSEG1, kseg0, type Board } from '../boards/board.ts';
+import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
+
+export interface RuleResult {
+  id: number;
+  title: string;
+  ok: boolean;
+  /** The numbers that decided it, one line. */
+  summary: string;
+  /** More lines (what exactly is wrong), shown under a failing rule. */
+  details: string[];
+  data: Record<string, unknown>;
+}
+
+export interface RuleInputs {
+  board: Board;
+  elf: ElfFile;
+  /** CONFIG_* name -> value ('y', 'm', '"string"', number); unset options absent. */
+  config: Map<string, string>;
+  /** Flash image bytes as stored in the file (still byte-swapped), or null when there is no image. */
+  image: Uint8Array | null;
+  /** Size of the image file even when its bytes were not read (too large). */
+  imageSize: number | null;
+  imagePath: string;
+}
+
+/** Symbols of the buffers the kernel fills with generated code at run time: must be in RAM. */
+export const RAM_BUFFER_SYMBOLS = [
+  'handle_tlbl',
+  'handle_tlbs',
+  'handle_tlbm',
+  'tlbmiss_handler_setup_pgd_start',
+  '__clear_page_start',
+  '__copy_page_start',
+] as const;
+/** Entry points that flash code calls (register-jump trampolines into the RAM buffers): must be in flash. */
+export const FLASH_ENTRY_SYMBOLS = ['clear_page', 'copy_page', 'tlbmiss_handler_setup_pgd'] as const;
+/** Output sections that hold the RAM buffers for generated code. */
+export const RAM_TEXT_SECTIONS = ['.xip.ramtext'] as const;
+/** Options that patch kernel text at run time: must be off under XIP. */
+export const TEXT_PATCHING_OPTIONS = [
+  'CONFIG_JUMP_LABEL',
+  'CONFIG_KPROBES',
+  'CONFIG_FTRACE',
+  'CONFIG_FUNCTION_TRACER',
+  'CONFIG_DYNAMIC_FTRACE',
+  'CONFIG_KGDB',
+  'CONFIG_BPF_JIT',
+] as const;
+/** The shim's magic word at image offset 0x18 ('XIPS' in little-endian byte order). */
+export const SHIM_MAGIC = 0x53504958;
+export const SHIM_MAGIC_OFFSET = 0x18;
+export const SHIM_TARGET_OFFSET = 0x20;
+
+export function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16)}`;
+}
+
+function flagsText(f: number): string {
+  return `${f & PF.R ? 'R' : '-'}${f & PF.W ? 'W' : '-'}${f & PF.X ? 'X' : '-'}`;
+}
+
+function segText(s: Segment): string {
+  return `LOAD #${s.index} vaddr ${hex(s.vaddr)} paddr ${hex(s.paddr)} ${flagsText(s.flags)} filesz ${hex(s.filesz)} memsz ${hex(s.memsz)}`;
+}
+
+/** Address ranges of the board, all KSEG0. */
+export function boardRanges(board: Board) {
+  const flashBase = kseg0(board.flashPhys);
+  const flashEnd = flashBase + board.flashSize; // may be exactly 2^31+..., kept as a JS number
+  const xipAddr = kseg0(board.xipPhys);
+  const ramBase = kseg0(board.ramPhys);
+  const inFlash = (a: number): boolean => a >= flashBase && a < flashEnd;
+  /** KSEG0 RAM: cached, unmapped, below KSEG1 and outside the flash window. */
+  const inRam = (a: number): boolean => a >= ramBase && a < KSEG1 && !inFlash(a);
+  return { flashBase, flashEnd, xipAddr, ramBase, inFlash, inRam };
+}
+
+function loads(elf: ElfFile): Segment[] {
+  return elf.segments.filter((s) => s.type === PT.LOAD && s.memsz > 0);
+}
+
+/** Rule 1: a LOAD segment with VMA == LMA == KSEG0 + XIP_PHYS_ADDR, R-X. */
+export function rule1(inp: RuleInputs): RuleResult {
+  const { xipAddr } = boardRanges(inp.board);
+  const title = 'kernel text executes in place from flash';
+  const segs = loads(inp.elf);
+  const at = segs.filter((s) => s.vaddr === xipAddr);
+  const good = at.find((s) => s.paddr === xipAddr && s.flags & PF.R && s.flags & PF.X && !(s.flags & PF.W));
+  const data = { xipAddr, segments: at.map((s) => ({ index: s.index, vaddr: s.vaddr, paddr: s.paddr, flags: s.flags, filesz: s.filesz })) };
+  if (good) {
+    return { id: 1, title, ok: true, summary: `${segText(good)} at KSEG0 + XIP_PHYS_ADDR ${hex(inp.board.xipPhys)}`, details: [], data };
+  }
+  const why = at.length
+    ? `the LOAD segment at ${hex(xipAddr)} is ${at.map((s) => `paddr ${hex(s.paddr)} ${flagsText(s.flags)}`).join(', ')} (need paddr ${hex(xipAddr)}, R-X, not writable)`
+    : `no LOAD segment at ${hex(xipAddr)} (KSEG0 + XIP_PHYS_ADDR ${hex(inp.board.xipPhys)}); first LOAD is at ${segs[0] ? hex(segs[0].vaddr) : 'nowhere'}`;
+  return { id: 1, title, ok: false, summary: why, details: segs.map(segText), data };
+}
+
+/** Rule 2: a writable RAM segment whose load address lies inside the flash image. */
+export function rule2(inp: RuleInputs): RuleResult {
+  const r = boardRanges(inp.board);
+  const title = 'writable data is loaded from flash into RAM';
+  const segs = loads(inp.elf);
+  // The flash image's extent when there is one, else the whole flash window.
+  const imageEnd = inp.imageSize !== null ? r.flashBase + inp.imageSize : r.flashEnd;
+  const within = inp.imageSize !== null ? `the flash image [${hex(r.flashBase)}, ${hex(imageEnd)})` : `the flash window [${hex(r.flashBase)}, ${hex(r.flashEnd)}) (no image)`;
+  const writable = segs.filter((s) => s.flags & PF.W);
+  const details: string[] = [];
+  let found: Segment | undefined;
+  for (const s of writable) {
+    const inRam = r.inRam(s.vaddr) && r.inRam(s.vaddr + s.memsz - 1);
+    const loadIn = s.paddr >= r.flashBase && s.paddr + s.filesz <= imageEnd;
+    if (inRam && loadIn) {
+      found ??= s;
+    } else {
+      details.push(`${segText(s)}: ${!inRam ? 'not in RAM' : `load range [${hex(s.paddr)}, ${hex(s.paddr + s.filesz)}) not inside ${within}`}`);
+    }
+  }
+  // Load ranges in flash must not overlap each other (they share the image).
+  const flashLoads = segs.filter((s) => s.filesz > 0 && r.inFlash(s.paddr)).sort((a, b) => a.paddr - b.paddr);
+  const overlaps: string[] = [];
+  for (let i = 1; i < flashLoads.length; i++) {
+    const a = flashLoads[i - 1]!;
+    const b = flashLoads[i]!;
+    if (a.paddr + a.filesz > b.paddr) overlaps.push(`LOAD #${a.index} [${hex(a.paddr)}, ${hex(a.paddr + a.filesz)}) overlaps LOAD #${b.index} at ${hex(b.paddr)}`);
+  }
+  const data = {
+    segment: found ? { index: found.index, vaddr: found.vaddr, paddr: found.paddr, filesz: found.filesz, memsz: found.memsz } : null,
+    dataLoc: inp.elf.findSymbol('__data_loc')?.value ?? null,
+    sdata: inp.elf.findSymbol('_sdata')?.value ?? null,
+    limit: imageEnd,
+    overlaps,
+  };
+  if (found && overlaps.length === 0) {
+    return {
+      id: 2,
+      title,
+      ok: true,
+      summary: `LOAD #${found.index} RAM ${hex(found.vaddr)}..${hex(found.vaddr + found.memsz)} loads from flash ${hex(found.paddr)}..${hex(found.paddr + found.filesz)} (inside ${hex(r.flashBase)}..${hex(imageEnd)})`,
+      details: [],
+      data,
+    };
+  }
+  const summary = !found
+    ? writable.length
+      ? `no writable segment loads from flash: ${writable.map((s) => `LOAD #${s.index} vaddr ${hex(s.vaddr)} paddr ${hex(s.paddr)}`).join(', ')}; need vaddr in RAM, paddr inside ${within}`
+      : 'no writable LOAD segment at all'
+    : `${overlaps.length} overlapping load range(s) in flash`;
+  return { id: 2, title, ok: false, summary, details: [...details, ...overlaps], data };
+}
+
+/** Rule 3: sections and generated-code buffers on the right side. */
+export function rule3(inp: RuleInputs): RuleResult {
+  const r = boardRanges(inp.board);
+  const title = 'flash holds no writable data, RAM no code except the generated-code buffers';
+  const elf = inp.elf;
+  const rtStart = elf.findSymbol('__xip_ramtext_start')?.value;
+  const rtEnd = elf.findSymbol('__xip_ramtext_end')?.value;
+  const inRamText = (a: number, size: number): boolean =>
+    rtStart !== undefined && rtEnd !== undefined && a >= rtStart && a + size <= rtEnd && r.inRam(a);
+  const alloc = elf.sections.filter((s) => s.flags & SHF.ALLOC && s.size > 0);
+  const writableInFlash: string[] = [];
+  const codeInRam: string[] = [];
+  let flashCount = 0;
+  let ramCount = 0;
+  for (const s of alloc) {
+    const what = `${s.name || `section ${s.index}`} ${hex(s.addr)} size ${hex(s.size)} flags ${s.flags & SHF.WRITE ? 'W' : ''}A${s.flags & SHF.EXECINSTR ? 'X' : ''}`;
+    if (r.inFlash(s.addr)) {
+      flashCount++;
+      if (s.flags & SHF.WRITE) writableInFlash.push(what);
+    } else if (r.inRam(s.addr)) {
+      ramCount++;
+      const readOnlyOrCode = s.flags & SHF.EXECINSTR || !(s.flags & SHF.WRITE);
+      const allowed = (RAM_TEXT_SECTIONS as readonly string[]).includes(s.name) || inRamText(s.addr, s.size);
+      if (readOnlyOrCode && !allowed) codeInRam.push(what);
+    }
+  }
+  const bufWrong: string[] = [];
+  const buffers: Record<string, number | null> = {};
+  for (const n of RAM_BUFFER_SYMBOLS) {
+    const s = elf.findSymbol(n);
+    buffers[n] = s && s.shndx !== 0 ? s.value : null;
+    if (!s || s.shndx === 0) bufWrong.push(`${n} missing`);
+    else if (!r.inRam(s.value)) bufWrong.push(`${n} at ${hex(s.value)} is not in RAM`);
+  }
+  const entryWrong: string[] = [];
+  const entries: Record<string, number | null> = {};
+  for (const n of FLASH_ENTRY_SYMBOLS) {
+    const s = elf.findSymbol(n);
+    entries[n] = s && s.shndx !== 0 ? s.value : null;
+    if (!s || s.shndx === 0) entryWrong.push(`${n} missing`);
+    else if (!r.inFlash(s.value)) entryWrong.push(`${n} at ${hex(s.value)} is not in flash`);
+  }
+  const ok = writableInFlash.length === 0 && codeInRam.length === 0 && bufWrong.length === 0 && entryWrong.length === 0;
+  const data = {
+    flashSections: flashCount,
+    ramSections: ramCount,
+    writableInFlash,
+    codeOrReadOnlyInRam: codeInRam,
+    ramText: rtStart !== undefined && rtEnd !== undefined ? { start: rtStart, end: rtEnd } : null,
+    buffers,
+    entries,
+  };
+  if (ok) {
+    return {
+      id: 3,
+      title,
+      ok,
+      summary: `${flashCount} sections in flash none writable, ${ramCount} in RAM none code outside the buffers ${rtStart !== undefined ? `[${hex(rtStart)}, ${hex(rtEnd ?? 0)})` : '(.xip.ramtext)'}; ${RAM_BUFFER_SYMBOLS.length} buffers in RAM, ${FLASH_ENTRY_SYMBOLS.length} entry points in flash`,
+      details: [],
+      data,
+    };
+  }
+  const parts: string[] = [];
+  if (writableInFlash.length) parts.push(`${writableInFlash.length} writable section(s) in flash`);
+  if (codeInRam.length) parts.push(`${codeInRam.length} code/read-only section(s) in RAM`);
+  if (bufWrong.length) parts.push(`buffers: ${bufWrong.slice(0, 3).join(', ')}${bufWrong.length > 3 ? ', ...' : ''}`);
+  if (entryWrong.length) parts.push(`entry points: ${entryWrong.join(', ')}`);
+  const details = [
+    ...writableInFlash.map((w) => `writable in flash: ${w}`),
+    ...codeInRam.slice(0, 20).map((w) => `code/read-only in RAM: ${w}`),
+    ...(codeInRam.length > 20 ? [`... and ${codeInRam.length - 20} more sections in RAM`] : []),
+    ...bufWrong.map((w) => `buffer ${w}`),
+    ...entryWrong.map((w) => `entry point ${w}`),
+  ];
+  return { id: 3, title, ok, summary: parts.join('; '), details, data };
+}
+
+/** Rule 4: the image fits the flash window (and malta's swapped range); flash text stays below KSEG1. */
+export function rule4(inp: RuleInputs): RuleResult {
+  const r = boardRanges(inp.board);
+  const b = inp.board;
+  const title = 'the image fits the flash';
+  const limit = b.loaderSwapBytes > 0 ? Math.min(b.flashSize, b.loaderSwapBytes) : b.flashSize;
+  const limitName = b.loaderSwapBytes > 0 && b.loaderSwapBytes < b.flashSize ? `the loader's byte-swapped range ${hex(limit)}` : `the flash window ${hex(limit)}`;
+  const problems: string[] = [];
+  const segs = loads(inp.elf);
+  // Flash-resident parts: what executes from flash and what is loaded from it.
+  let flashTextEnd = 0;
+  let flashLoadEnd = 0;
+  for (const s of segs) {
+    if (r.inFlash(s.vaddr)) {
+      flashTextEnd = Math.max(flashTextEnd, s.vaddr + s.memsz);
+      if (s.vaddr + s.memsz > KSEG1) problems.push(`LOAD #${s.index} runs to ${hex(s.vaddr + s.memsz)}, past the ${hex(KSEG1)} segment boundary`);
+    }
+    if (s.filesz > 0 && r.inFlash(s.paddr)) {
+      flashLoadEnd = Math.max(flashLoadEnd, s.paddr + s.filesz);
+      if (s.paddr - r.flashBase < b.shimSize) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} overlaps the shim area [${hex(r.flashBase)}, ${hex(r.flashBase + b.shimSize)})`);
+    }
+  }
+  const exiprom = inp.elf.findSymbol('_exiprom')?.value;
+  if (exiprom !== undefined && r.inFlash(exiprom - 1) && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
+  const needed = flashLoadEnd > 0 ? flashLoadEnd - r.flashBase : 0;
+  if (needed > limit) problems.push(`vmlinux needs ${hex(needed)} bytes of flash, more than ${limitName}`);
+  const size = inp.imageSize;
+  if (size === null) problems.push(`no flash image at ${inp.imagePath} (build it: xip image)`);
+  else {
+    if (size > limit) problems.push(`image is ${hex(size)} bytes, more than ${limitName}`);
+    if (size % 4 !== 0) problems.push(`image length ${size} is not a multiple of 4`);
+    if (size < needed) problems.push(`image is ${hex(size)} bytes but vmlinux's flash part ends at ${hex(needed)}`);
+  }
+  const data = { imageSize: size, limit, flashSize: b.flashSize, swapBytes: b.loaderSwapBytes, flashTextEnd, flashNeeded: needed, exiprom: exiprom ?? null };
+  if (problems.length === 0) {
+    const free = limit - (size ?? 0);
+    return {
+      id: 4,
+      title,
+      ok: true,
+      summary: `image ${hex(size ?? 0)} bytes <= ${limitName} (${free} bytes free); flash text ends at ${hex(flashTextEnd)} < ${hex(KSEG1)}`,
+      details: [],
+      data,
+    };
+  }
+  return { id: 4, title, ok: false, summary: problems[0]! + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), details: problems, data };
+}
+
+/** Undo the loader's per-32-bit-word byte swap over [0, min(size, n)). Returns a copy. */
+export function unswap(image: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(image);
+  const end = Math.min(out.length, n) & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const a = out[i]!;
+    const b = out[i + 1]!;
+    out[i] = out[i + 3]!;
+    out[i + 1] = out[i + 2]!;
+    out[i + 2] = b;
+    out[i + 3] = a;
+  }
+  return out;
+}
+
+/** Rule 5: each segment's bytes are in the image at p_paddr - flash base; the shim jumps to kernel_entry. */
+export function rule5(inp: RuleInputs): RuleResult {
+  const r = boardRanges(inp.board);
+  const title = 'the flash image matches vmlinux';
+  const entrySym = inp.elf.findSymbol('kernel_entry');
+  const entry = entrySym && entrySym.shndx !== 0 ? entrySym.value : null;
+  if (!inp.image) {
+    const why = inp.imageSize === null ? `no flash image at ${inp.imagePath} (build it: xip image)` : `image of ${inp.imageSize} bytes is too large to compare`;
+    return { id: 5, title, ok: false, summary: why, details: [], data: { imagePresent: inp.imageSize !== null, kernelEntry: entry } };
+  }
+  const img = unswap(inp.image, inp.board.loaderSwapBytes);
+  const little = inp.board.endian === 'little';
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  const problems: string[] = [];
+  const compared: { index: number; imageOffset: number; bytes: number; firstMismatch: number | null }[] = [];
+  let total = 0;
+  for (const s of loads(inp.elf)) {
+    if (s.filesz === 0) continue;
+    const off = s.paddr - r.flashBase;
+    if (!r.inFlash(s.paddr)) {
+      problems.push(`LOAD #${s.index} loads at ${hex(s.paddr)}, outside the flash window: it cannot be in the image`);
+      compared.push({ index: s.index, imageOffset: off, bytes: 0, firstMismatch: null });
+      continue;
+    }
+    if (off + s.filesz > img.length) {
+      problems.push(`LOAD #${s.index} needs image bytes [${hex(off)}, ${hex(off + s.filesz)}) but the image ends at ${hex(img.length)}`);
+      compared.push({ index: s.index, imageOffset: off, bytes: 0, firstMismatch: null });
+      continue;
+    }
+    const want = inp.elf.segmentData(s);
+    let mismatch = -1;
+    let diff = 0;
+    for (let i = 0; i < want.length; i++) {
+      if (img[off + i] !== want[i]) {
+        if (mismatch < 0) mismatch = i;
+        diff++;
+      }
+    }
+    compared.push({ index: s.index, imageOffset: off, bytes: want.length, firstMismatch: mismatch < 0 ? null : off + mismatch });
+    total += want.length;
+    if (mismatch >= 0) {
+      problems.push(
+        `LOAD #${s.index} differs from the image at offset ${hex(off + mismatch)} (segment byte ${hex(mismatch)}: image ${hex(img[off + mismatch]!)}, vmlinux ${hex(want[mismatch]!)}; ${diff} bytes differ)`,
+      );
+    }
+  }
+  let magic: number | null = null;
+  let target: number | null = null;
+  if (img.length >= SHIM_TARGET_OFFSET + 4) {
+    magic = dv.getUint32(SHIM_MAGIC_OFFSET, little);
+    target = dv.getUint32(SHIM_TARGET_OFFSET, little);
+    if (magic !== SHIM_MAGIC) problems.push(`shim magic at ${hex(SHIM_MAGIC_OFFSET)} is ${hex(magic)}, expected ${hex(SHIM_MAGIC)} ('XIPS')`);
+    if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
+    else if (target !== entry) problems.push(`shim jumps to ${hex(target)} (word at ${hex(SHIM_TARGET_OFFSET)}), but kernel_entry is ${hex(entry)}`);
+  } else problems.push(`image of ${img.length} bytes is too short for the shim header`);
+  const data = { imageSize: img.length, unswapped: Math.min(img.length, inp.board.loaderSwapBytes), segments: compared, bytesCompared: total, shimMagic: magic, shimTarget: target, kernelEntry: entry };
+  if (problems.length === 0) {
+    return {
+      id: 5,
+      title,
+      ok: true,
+      summary: `${compared.length} segment(s), ${total} bytes equal at ${compared.map((c) => `+${hex(c.imageOffset)}`).join(', ')}; shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`,
+      details: [],
+      data,
+    };
+  }
+  return { id: 5, title, ok: false, summary: problems[0]! + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), details: problems, data };
+}
+
+/** Rule 6: CONFIG_XIP_KERNEL=y and no option that patches kernel text. */
+export function rule6(inp: RuleInputs): RuleResult {
+  const title = 'the kernel config is XIP and patches no text';
+  const xip = inp.config.get('CONFIG_XIP_KERNEL');
+  const on = TEXT_PATCHING_OPTIONS.filter((o) => {
+    const v = inp.config.get(o);
+    return v === 'y' || v === 'm';
+  });
+  const problems: string[] = [];
+  if (xip !== 'y') problems.push(`CONFIG_XIP_KERNEL is ${xip === undefined ? 'not set' : `=${xip}`}`);
+  if (on.length) problems.push(`text-patching options on: ${on.map((o) => `${o}=${inp.config.get(o)}`).join(' ')}`);
+  const data = { xipKernel: xip ?? null, textPatchingOn: on, checked: [...TEXT_PATCHING_OPTIONS] };
+  if (problems.length === 0) {
+    return { id: 6, title, ok: true, summary: `CONFIG_XIP_KERNEL=y; ${TEXT_PATCHING_OPTIONS.length} text-patching options off`, details: [], data };
+  }
+  return { id: 6, title, ok: false, summary: problems.join('; '), details: problems, data };
+}
+
+export const RULES = [rule1, rule2, rule3, rule4, rule5, rule6] as const;
+
+/** Parse a kernel .config: `CONFIG_X=value` lines; `# CONFIG_X is not set` means absent. */
+export function parseDotConfig(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const eq = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
+    if (eq) m.set(eq[1]!, eq[2]!);
+  }
+  return m;
+}
