@@ -1,0 +1,66 @@
+# Front door of mips-xip-kernel. Every target calls the `xip` command
+# (TypeScript, Node 20); the logic lives there, not here.
+#
+#   make              install missing host tools, npm ci, build and assemble the image
+#   make test         run the whole test suite
+#   make help         list the targets
+
+BOARD          ?=
+CONFIG         ?=
+VARIANT        ?=
+TOOLCHAIN      ?=
+KERNEL_SRC     ?=
+KERNEL_TARBALL ?=
+KERNEL_SHA256  ?=
+LWRT_ROOTFS    ?=
+export BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS
+
+NODE ?= node
+XIP  := $(NODE) bin/xip.mjs
+# node_modules is (re)installed from the lock file when missing or older than it.
+NODE_STAMP := node_modules/.package-lock.json
+
+.DEFAULT_GOAL := all
+.PHONY: all deps source kernel image verify boot test run clean distclean help check-deps
+
+all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# doctor exits non-zero when something is missing; only then install.
+check-deps: $(NODE_STAMP)
+	@$(XIP) doctor >/dev/null 2>&1 || $(XIP) doctor --install
+
+deps: check-deps ## install missing host tools (apt-get) and npm packages
+
+source: $(NODE_STAMP) ## unpack and patch the kernel source under build/src
+	$(XIP) source
+
+kernel: $(NODE_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc)
+	$(XIP) build
+
+image: $(NODE_STAMP) ## assemble the flash image build/out/xip-bios.bin
+	$(XIP) image
+
+verify: $(NODE_STAMP) ## check the XIP vmlinux and flash image layout
+	$(XIP) verify
+
+boot: $(NODE_STAMP) ## boot the built kernel in QEMU and check markers and power-off
+	$(XIP) boot
+
+run: $(NODE_STAMP) ## boot the built kernel in QEMU interactively (Ctrl-A X quits)
+	$(XIP) run
+
+test: $(NODE_STAMP) ## run the whole test suite (unit tests and the stock boot test)
+	$(NODE) --import tsx --test --test-reporter=spec test/*.test.ts
+
+clean: ## remove the kernel builds and images (keeps the prepared kernel source)
+	@[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name src ! -name .xip-hashcache.json -exec rm -rf {} +
+
+distclean: ## remove build/ entirely and node_modules
+	rm -rf build node_modules
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
+	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS'

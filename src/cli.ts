@@ -1,0 +1,227 @@
+import { Command, CommanderError, Option } from 'commander';
+import { makeContext, type BuildContext, type ContextOptions } from './context.ts';
+import { EXIT, XipError, badInput } from './errors.ts';
+import { info, setVerbose } from './log.ts';
+import { killAllChildren } from './proc.ts';
+
+/**
+ * The `xip` command: argument parsing only. Every command is a function in
+ * another module; options come from the command line first, then from the
+ * environment (the Makefile passes KERNEL_SRC, TOOLCHAIN, ... that way),
+ * then from defaults.
+ */
+export interface GlobalOptions {
+  board?: string;
+  config?: string;
+  variant?: string;
+  toolchain?: string;
+  kernelSrc?: string;
+  kernelTarball?: string;
+  kernelSha256?: string;
+  buildDir?: string;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+/** Environment variable of each global option. */
+export const ENV_OF: Record<string, keyof GlobalOptions> = {
+  BOARD: 'board',
+  CONFIG: 'config',
+  VARIANT: 'variant',
+  TOOLCHAIN: 'toolchain',
+  KERNEL_SRC: 'kernelSrc',
+  KERNEL_TARBALL: 'kernelTarball',
+  KERNEL_SHA256: 'kernelSha256',
+};
+
+/** Command-line options win over the environment; empty variables count as unset. */
+export function mergeEnv(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): GlobalOptions {
+  const out: GlobalOptions = { ...opts };
+  for (const [name, key] of Object.entries(ENV_OF)) {
+    const v = env[name];
+    if (out[key] === undefined && v !== undefined && v.trim() !== '') (out as Record<string, unknown>)[key] = v.trim();
+  }
+  return out;
+}
+
+export function contextFrom(o: GlobalOptions, extra: ContextOptions = {}): BuildContext {
+  return makeContext({
+    board: o.board,
+    config: o.config,
+    variant: o.variant,
+    toolchain: o.toolchain,
+    buildDir: o.buildDir,
+    ...extra,
+  });
+}
+
+function parseMem(v: string): number {
+  const m = /^(\d+)\s*([mMgG])?$/.exec(v.trim());
+  if (!m?.[1]) throw badInput(`--mem '${v}': give a size in MiB, e.g. 256 or 256M`);
+  const n = Number(m[1]) * (m[2]?.toLowerCase() === 'g' ? 1024 : 1);
+  if (n <= 0) throw badInput(`--mem '${v}': must be more than 0`);
+  return n;
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw badInput(`--timeout '${v}': give a number of seconds, e.g. 60`);
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('xip');
+  program
+    .description('Build, verify and boot a Linux kernel that executes in place from flash (MIPS32r2, QEMU malta)')
+    .addOption(new Option('--board <name>', 'board (env BOARD; default malta)'))
+    .addOption(new Option('--config <defconfig>', 'defconfig from kernel/configs/ (env CONFIG)'))
+    .addOption(new Option('--variant <xip|stock>', 'kernel variant (env VARIANT; default xip)'))
+    .addOption(new Option('--toolchain <clang|gcc>', 'compiler (env TOOLCHAIN; default clang)'))
+    .addOption(new Option('--kernel-src <dir>', 'kernel tree to copy and use (env KERNEL_SRC)'))
+    .addOption(new Option('--kernel-tarball <file>', 'kernel tarball to use (env KERNEL_TARBALL)'))
+    .addOption(new Option('--kernel-sha256 <hex>', 'expected sha256 of it (env KERNEL_SHA256)'))
+    .addOption(new Option('--build-dir <dir>', 'where builds go (default ./build)'))
+    .option('-v, --verbose', 'more output; a stack trace on errors')
+    .showHelpAfterError('(run xip --help for the commands and options)')
+    .configureHelp({ sortSubcommands: false, helpWidth: 100 })
+    .exitOverride();
+
+  const globals = (): GlobalOptions => {
+    const o = mergeEnv(program.opts<GlobalOptions>());
+    setVerbose(Boolean(o.verbose));
+    return o;
+  };
+
+  program
+    .command('doctor')
+    .description('check host tools (version found and needed); --install adds missing')
+    .option('--install', 'apt-get install the missing packages (as root, or through sudo)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { install?: boolean; json?: boolean }) => {
+      const g = globals();
+      const { doctor } = await import('./doctor.ts');
+      exitCode = await doctor({
+        install: o.install,
+        json: o.json,
+        needDebianSource: !g.kernelSrc && !g.kernelTarball,
+      });
+    });
+
+  program
+    .command('source')
+    .description('unpack or copy the kernel and apply kernel/patches/ (build/src)')
+    .option('--force', 'prepare again even when up to date')
+    .action(async (o: { force?: boolean }) => {
+      const g = globals();
+      const ctx = contextFrom(g);
+      const { sourceStage } = await import('./pipeline.ts');
+      const s = await sourceStage(ctx, { ...g, force: o.force });
+      info(`kernel source: Linux ${s.version} from ${s.origin}`);
+    });
+
+  program
+    .command('build')
+    .description('build userspace + initramfs, configure and compile the kernel')
+    .option('--force', 'run every stage even when up to date')
+    .action(async (o: { force?: boolean }) => {
+      const g = globals();
+      const ctx = contextFrom(g);
+      const { build } = await import('./pipeline.ts');
+      await build(ctx, { ...g, force: o.force });
+    });
+
+  program
+    .command('image')
+    .description('assemble the flash image (shim + XIP vmlinux: xip-bios.bin)')
+    .action(async () => {
+      globals();
+      throw new XipError('xip image: flash image assembly is not wired in yet (src/image, issue 3)', {
+        exitCode: EXIT.environment,
+      });
+    });
+
+  program
+    .command('verify')
+    .description('check the XIP vmlinux and flash image layout rules')
+    .action(async () => {
+      globals();
+      throw new XipError('xip verify: layout verification is not wired in yet (src/verify)', {
+        exitCode: EXIT.environment,
+      });
+    });
+
+  const bootCommand = (name: string, interactive: boolean, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('--mem <MiB>', 'guest RAM (default: the board default, 256 MiB on malta)')
+      .option('--timeout <seconds>', interactive ? 'stop after this long (default: never)' : 'fail after this long (default 60)')
+      .option('--json', 'print the boot result as JSON')
+      .action(async (o: { mem?: string; timeout?: string; json?: boolean }) => {
+        const g = globals();
+        const ctx = contextFrom(g);
+        const mem = o.mem !== undefined ? parseMem(o.mem) : ctx.board.qemu.defaultMemMiB;
+        const timeoutMs = o.timeout !== undefined ? parseSeconds(o.timeout) * 1000 : undefined;
+        const { bootBuilt } = await import('./pipeline.ts');
+        const r = await bootBuilt(ctx, { memMiB: mem, timeoutMs, interactive });
+        if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        if (!interactive) {
+          const { assertBooted } = await import('./qemu/runner.ts');
+          assertBooted(r, `${ctx.variant} boot`);
+          info(`boot ok in ${(r.ms / 1000).toFixed(1)}s: ${r.markersSeen.length} markers, QEMU exit ${r.exitCode}; log ${r.log ?? ctx.bootLog}`);
+        }
+      });
+  bootCommand('boot', false, 'boot in QEMU; require the console markers and a power-off');
+  bootCommand('run', true, 'boot in QEMU interactively (Ctrl-A X quits)');
+
+  return program;
+}
+
+let exitCode: number = EXIT.ok;
+let signalsInstalled = false;
+
+function installSignalHandlers(): void {
+  if (signalsInstalled) return;
+  signalsInstalled = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\nxip: interrupted (${sig}); stopping child processes\n`);
+      killAllChildren();
+      process.exit(EXIT.interrupted);
+    });
+  }
+}
+
+/** Print an error as one line (+ its detail lines); a stack only with --verbose. */
+export function reportError(err: unknown, verbose: boolean): number {
+  if (err instanceof XipError) {
+    process.stderr.write(`xip: error: ${err.message}\n`);
+    for (const d of err.details) process.stderr.write(`  | ${d}\n`);
+    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err.exitCode;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  process.stderr.write(`xip: internal error: ${e.message}\n`);
+  if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+  else process.stderr.write('  (run with --verbose for the stack trace)\n');
+  return EXIT.failed;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  installSignalHandlers();
+  exitCode = EXIT.ok;
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version print and exit 0; usage errors were printed by commander.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
+        return EXIT.ok;
+      }
+      return EXIT.badInput;
+    }
+    return reportError(err, argv.includes('--verbose') || argv.includes('-v'));
+  }
+}

@@ -1,0 +1,62 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { BuildContext } from '../context.ts';
+import { run } from '../proc.ts';
+
+/**
+ * Invoking kbuild: always out of tree (O=ctx.kbuildDir), so one prepared
+ * source tree serves every board, config, variant and toolchain.
+ */
+export function makeVars(ctx: BuildContext, srcTree: string): string[] {
+  const vars = ['-C', srcTree, `O=${ctx.kbuildDir}`, `ARCH=${ctx.board.arch}`, `CROSS_COMPILE=${ctx.board.crossCompile}`];
+  if (ctx.toolchain === 'clang') vars.push('CC=clang');
+  return vars;
+}
+
+/** The make goals of a variant: vmlinux, plus the compressed vmlinuz for stock (the size baseline). */
+export function kernelTargets(ctx: BuildContext): string[] {
+  return ctx.variant === 'stock' ? ['vmlinux', 'vmlinuz'] : ['vmlinux'];
+}
+
+/** Files the kernel stage leaves behind. */
+export function kernelOutputs(ctx: BuildContext): string[] {
+  const out = [ctx.vmlinux, ctx.dotConfig];
+  if (ctx.variant === 'stock') out.push(vmlinuzPath(ctx));
+  return out;
+}
+
+export function vmlinuzPath(ctx: BuildContext): string {
+  return join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'vmlinuz');
+}
+
+/** A kbuild progress line: "  CC      kernel/fork.o", "  LD      vmlinux". */
+export function progressLine(line: string): string | undefined {
+  const m = /^ {2}([A-Z][A-Z0-9_]*(?: \[[A-Z]\])?)\s+(\S.*)$/.exec(line);
+  return m ? `${m[1]} ${m[2]}` : undefined;
+}
+
+export function jobs(): number {
+  const fromEnv = Number(process.env.XIP_JOBS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.max(1, availableParallelism());
+}
+
+/**
+ * Run make for the kernel. Everything make prints goes to ctx.kernelLog;
+ * onProgress gets the current kbuild step. A failure throws an XipError
+ * naming the log with its last lines.
+ */
+export async function makeKernel(
+  ctx: BuildContext,
+  srcTree: string,
+  onProgress?: (text: string) => void,
+): Promise<void> {
+  await run('make', [...makeVars(ctx, srcTree), `-j${jobs()}`, ...kernelTargets(ctx)], {
+    log: ctx.kernelLog,
+    what: `kernel build (${ctx.variant}, ${ctx.toolchain})`,
+    tailLines: 40,
+    onLine: (line) => {
+      const p = progressLine(line);
+      if (p) onProgress?.(p);
+    },
+  });
+}

@@ -1,0 +1,222 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defconfigPath, type BuildContext } from './context.ts';
+import { badInput } from './errors.ts';
+import { writeFileAtomic } from './fsutil.ts';
+import { info } from './log.ts';
+import { configure } from './kernel/kconfig.ts';
+import { kernelOutputs, makeKernel } from './kernel/kbuild.ts';
+import { readSeries } from './kernel/patch.ts';
+import {
+  originHash,
+  prepareSource,
+  readSourceInfo,
+  resolveSourceSpec,
+  sourcePaths,
+  type SourceInfo,
+  type SourceOptions,
+} from './kernel/source.ts';
+import { boot, type BootResult } from './qemu/runner.ts';
+import { HashCache, runStage, type StageOutcome } from './stamp.ts';
+import { buildInit } from './userspace/init.ts';
+import { minimalInitramfs, writeInitramfsList } from './userspace/initramfs.ts';
+
+/**
+ * The build as stages, each skipped when its stamp (content hash of its
+ * inputs) matches and its outputs exist:
+ *
+ *   source (build/src/linux, shared) -> userspace (init, initramfs list)
+ *     -> kernel (.config + make, per variant/toolchain) -> image (lead)
+ */
+export interface BuildOptions extends SourceOptions {
+  /** Run every stage even when up to date. */
+  force?: boolean;
+}
+
+export function hashCache(ctx: BuildContext): HashCache {
+  return new HashCache(join(ctx.buildDir, '.xip-hashcache.json'));
+}
+
+export function stampPath(ctx: BuildContext, stage: string): string {
+  return join(ctx.variantDir, 'stamps', `${stage}.json`);
+}
+
+export function patchesDir(ctx: BuildContext): string {
+  return join(ctx.repo, 'kernel', 'patches');
+}
+
+export function userspacePaths(ctx: BuildContext) {
+  const dir = join(ctx.variantDir, 'userspace');
+  return { dir, init: join(dir, 'init'), list: join(dir, 'initramfs.list') };
+}
+
+/** Stage 1: the prepared (unpacked + patched) kernel tree under build/src. */
+export async function sourceStage(ctx: BuildContext, o: BuildOptions, cache = hashCache(ctx)): Promise<SourceInfo> {
+  const spec = resolveSourceSpec(o);
+  const paths = sourcePaths(ctx.buildDir);
+  const series = readSeries(patchesDir(ctx));
+  await runStage({
+    name: 'source',
+    stampPath: paths.stamp,
+    cache,
+    force: o.force,
+    inputs: (h) => {
+      // Only the source's identity and the series: not where it lives, so
+      // the same tarball under another name is not unpacked again.
+      h.value('kind', spec.kind);
+      // originHash also checks that the source can be read (clear errors).
+      h.value('origin', originHash(spec, cache));
+      if (spec.kind === 'tarball') h.value('sha256-expected', spec.sha256 ?? '');
+      for (const p of series) h.value(`patch ${p.name}`, p.sha256);
+      h.file('source.ts', join(ctx.repo, 'src', 'kernel', 'source.ts'));
+      h.file('patch.ts', join(ctx.repo, 'src', 'kernel', 'patch.ts'));
+    },
+    outputs: [join(paths.tree, 'Makefile'), paths.info],
+    run: async (s) => {
+      const inf = await prepareSource({
+        spec,
+        buildDir: ctx.buildDir,
+        series,
+        cache,
+        log: join(paths.root, 'prepare.log'),
+        onProgress: (t) => s.update(t),
+      });
+      return `Linux ${inf.version}, ${series.length} patch(es)`;
+    },
+  });
+  const inf = readSourceInfo(ctx.buildDir);
+  if (!inf) throw new Error('internal: source stage finished without source.json');
+  return inf;
+}
+
+/** Stage 2: PID 1 and the gen_init_cpio list that embeds it. */
+export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, cache = hashCache(ctx)): Promise<StageOutcome> {
+  const u = userspacePaths(ctx);
+  return runStage({
+    name: `userspace ${ctx.variant}-${ctx.toolchain}`,
+    stampPath: stampPath(ctx, 'userspace'),
+    cache,
+    force: o.force,
+    inputs: (h) => {
+      h.value('toolchain', ctx.toolchain);
+      h.value('board', JSON.stringify(ctx.board));
+      h.tree('userspace', join(ctx.repo, 'userspace'));
+      h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
+    },
+    outputs: [u.init, u.list],
+    run: async () => {
+      mkdirSync(u.dir, { recursive: true });
+      await buildInit(ctx, u.init);
+      writeInitramfsList(u.list, minimalInitramfs(u.init));
+    },
+  });
+}
+
+/** Stage 3: .config (defconfig + variant + initramfs) and make. */
+export async function kernelStage(
+  ctx: BuildContext,
+  src: SourceInfo,
+  o: BuildOptions = {},
+  cache = hashCache(ctx),
+): Promise<StageOutcome> {
+  const u = userspacePaths(ctx);
+  const tree = sourcePaths(ctx.buildDir).tree;
+  const defconfig = defconfigPath(ctx);
+  const originFile = join(ctx.kbuildDir, '.xip-origin');
+  return runStage({
+    name: `kernel ${ctx.variant}-${ctx.toolchain}`,
+    stampPath: stampPath(ctx, 'kernel'),
+    cache,
+    force: o.force,
+    inputs: (h) => {
+      h.value('origin', src.originHash);
+      h.value('series', JSON.stringify(src.series));
+      h.value('variant', ctx.variant);
+      h.value('toolchain', ctx.toolchain);
+      h.value('board', JSON.stringify(ctx.board));
+      h.file('defconfig', defconfig);
+      h.file('initramfs.list', u.list);
+      h.file('init', u.init);
+      h.file('kconfig.ts', join(ctx.repo, 'src', 'kernel', 'kconfig.ts'));
+      h.file('kbuild.ts', join(ctx.repo, 'src', 'kernel', 'kbuild.ts'));
+    },
+    outputs: kernelOutputs(ctx),
+    run: async (s) => {
+      // Another kernel source (not just another series): its files carry
+      // their own old mtimes, so make could keep stale objects. Start clean.
+      if (existsSync(originFile) && readFileSync(originFile, 'utf8').trim() !== src.originHash) {
+        s.update('kernel source changed: cleaning the build directory');
+        rmSync(ctx.kbuildDir, { recursive: true, force: true });
+      }
+      mkdirSync(ctx.kbuildDir, { recursive: true });
+      writeFileSync(ctx.kernelLog, '');
+      s.update('configuring');
+      await configure(ctx, tree, defconfig, u.list);
+      await makeKernel(ctx, tree, (t) => s.update(t));
+      writeFileAtomic(originFile, `${src.originHash}\n`);
+      writeFileAtomic(
+        join(ctx.variantDir, 'build-info.json'),
+        `${JSON.stringify(
+          {
+            kernelVersion: src.version,
+            source: src.origin,
+            series: src.series.map((p) => p.name),
+            board: ctx.board.name,
+            config: ctx.config,
+            variant: ctx.variant,
+            toolchain: ctx.toolchain,
+            vmlinux: ctx.vmlinux,
+            built: new Date().toISOString(),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return `Linux ${src.version}, log ${ctx.kernelLog}`;
+    },
+  });
+}
+
+export interface BuildResult {
+  source: SourceInfo;
+  vmlinux: string;
+}
+
+/** source -> userspace -> kernel for ctx. */
+export async function build(ctx: BuildContext, o: BuildOptions = {}): Promise<BuildResult> {
+  const cache = hashCache(ctx);
+  const source = await sourceStage(ctx, o, cache);
+  await userspaceStage(ctx, o, cache);
+  await kernelStage(ctx, source, o, cache);
+  cache.save();
+  info(`vmlinux: ${ctx.vmlinux}`);
+  return { source, vmlinux: ctx.vmlinux };
+}
+
+export interface BootBuiltOptions {
+  memMiB: number;
+  timeoutMs?: number;
+  interactive?: boolean;
+}
+
+/**
+ * Boot what was built for ctx: the stock vmlinux with -kernel, the xip
+ * variant only from its flash image (-bios).
+ */
+export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise<BootResult> {
+  const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
+  if (!existsSync(file)) {
+    const how = ctx.variant === 'stock' ? `xip build --variant stock (make kernel VARIANT=stock)` : 'xip build && xip image (make)';
+    throw badInput(`${file} not found: build it first with ${how}`);
+  }
+  return boot({
+    board: ctx.board,
+    variant: ctx.variant,
+    kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
+    bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
+    memMiB: o.memMiB,
+    log: ctx.bootLog,
+    timeoutMs: o.timeoutMs,
+    interactive: o.interactive,
+  });
+}

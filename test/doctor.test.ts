@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  aptCommand,
+  checkTools,
+  doctor,
+  installMethod,
+  missingPackages,
+  parseVersion,
+  renderTable,
+  toolChecks,
+  versionAtLeast,
+  type ToolCheck,
+} from '../src/doctor.ts';
+import { XipError } from '../src/errors.ts';
+
+/** Capture what a function writes to stdout. */
+async function stdoutOf(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const orig = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const code = await fn();
+    return { code, out };
+  } finally {
+    process.stdout.write = orig;
+  }
+}
+
+const fake = (name: string, pkg: string, needed: string, found: string | undefined): ToolCheck => ({
+  name,
+  pkg,
+  needed,
+  probe: () => found,
+});
+
+describe('versions', () => {
+  it('parses the first dotted version of --version output', () => {
+    assert.equal(parseVersion('Debian clang version 14.0.6'), '14.0.6');
+    assert.equal(parseVersion('QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u16)'), '7.2.22');
+    assert.equal(parseVersion('mipsel-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0'), '12.2.0');
+    assert.equal(parseVersion('GNU Make 4.3'), '4.3');
+    assert.equal(parseVersion('no digits'), undefined);
+  });
+
+  it('compares dotted versions numerically', () => {
+    assert.ok(versionAtLeast('14.0.6', '13.0.1'));
+    assert.ok(versionAtLeast('2.40', '2.25'));
+    assert.ok(!versionAtLeast('2.9', '2.25'));
+    assert.ok(versionAtLeast('7.2', '7.2.0'));
+    assert.ok(!versionAtLeast('7.1.9', '7.2'));
+    assert.ok(versionAtLeast('0.1', 'any'));
+  });
+});
+
+describe('tool table', () => {
+  it('covers every host tool the build needs', () => {
+    const pkgs = toolChecks().map((c) => c.pkg);
+    for (const p of [
+      'clang',
+      'lld',
+      'llvm',
+      'binutils-mipsel-linux-gnu',
+      'gcc-mipsel-linux-gnu',
+      'qemu-system-mips',
+      'flex',
+      'bison',
+      'bc',
+      'cpio',
+      'xz-utils',
+      'libelf-dev',
+      'libssl-dev',
+      'make',
+      'linux-source-6.12',
+    ]) {
+      assert.ok(pkgs.includes(p), p);
+    }
+  });
+
+  it('marks missing and too-old tools and lists their packages once', () => {
+    const rows = checkTools([
+      fake('a', 'pkg-a', '1.0', '2.0'),
+      fake('b', 'pkg-b', '3.0', '2.5'),
+      fake('c', 'pkg-c', 'any', undefined),
+      fake('c2', 'pkg-c', 'any', undefined),
+      { ...fake('d', 'pkg-d', 'any', undefined), optional: true },
+    ]);
+    assert.deepEqual(
+      rows.map((r) => [r.name, r.ok, r.problem]),
+      [
+        ['a', true, undefined],
+        ['b', false, 'too old (need 3.0)'],
+        ['c', false, 'missing'],
+        ['c2', false, 'missing'],
+        ['d', true, 'missing'],
+      ],
+    );
+    assert.deepEqual(missingPackages(rows), ['pkg-b', 'pkg-c']);
+    const table = renderTable(rows);
+    assert.match(table, /^b\s+>= 3\.0\s+2\.5\s+too old \(need 3\.0\)\s+pkg-b$/m);
+    assert.match(table, /^d\s+any\s+-\s+not needed\s+pkg-d$/m);
+  });
+
+  it('installs as root directly, through sudo otherwise, else not at all', () => {
+    assert.equal(installMethod(0, false), 'root');
+    assert.equal(installMethod(1000, true), 'sudo');
+    assert.equal(installMethod(1000, false), 'none');
+    assert.deepEqual(aptCommand(['a', 'b']), ['apt-get', 'install', '-y', '--no-install-recommends', 'a', 'b']);
+  });
+});
+
+describe('xip doctor', () => {
+  it('exits 0 when everything is there and prints JSON with --json', async () => {
+    const r = await stdoutOf(() => doctor({ json: true, checks: [fake('a', 'pkg-a', '1.0', '1.5')] }));
+    assert.equal(r.code, 0);
+    const j = JSON.parse(r.out) as { ok: boolean; tools: { name: string; found: string }[] };
+    assert.equal(j.ok, true);
+    assert.equal(j.tools[0]?.found, '1.5');
+  });
+
+  it('exits 3 when something is missing', async () => {
+    const r = await stdoutOf(() => doctor({ checks: [fake('a', 'pkg-a', 'any', undefined)] }));
+    assert.equal(r.code, 3);
+    assert.match(r.out, /pkg-a/);
+  });
+
+  it('--install with neither root nor sudo prints the exact apt-get line and fails', async () => {
+    await assert.rejects(
+      doctor({ install: true, method: 'none', checks: [fake('a', 'pkg-a', 'any', undefined), fake('b', 'pkg-b', 'any', undefined)] }),
+      (e: unknown) =>
+        e instanceof XipError && e.exitCode === 3 && e.message.includes('apt-get install -y --no-install-recommends pkg-a pkg-b'),
+    );
+  });
+});
