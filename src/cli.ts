@@ -143,11 +143,14 @@ export function buildProgram(): Command {
   program
     .command('verify')
     .description('check the XIP vmlinux and flash image layout rules')
-    .action(async () => {
-      globals();
-      throw new XipError('xip verify: layout verification is not wired in yet (src/verify)', {
-        exitCode: EXIT.environment,
-      });
+    .option('--vmlinux <file>', 'ELF to check (default: the build of --variant)')
+    .option('--dot-config <file>', '.config to check (default: the build of --variant)')
+    .option('--image <file>', 'flash image to check (default: the build of --variant)')
+    .option('--json', 'machine-readable report')
+    .action(async (o: { vmlinux?: string; dotConfig?: string; image?: string; json?: boolean }) => {
+      const ctx = contextFrom(globals());
+      const { verifyCommand } = await import('./verify/index.ts');
+      exitCode = verifyCommand(ctx, { vmlinux: o.vmlinux, configFile: o.dotConfig, image: o.image, json: o.json });
     });
 
   const bootCommand = (name: string, interactive: boolean, description: string) =>
