@@ -15,7 +15,7 @@ import {
 import { join, relative } from 'node:path';
 import { XipError } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
-import { step as startStep, type Step } from './log.ts';
+import { debug, info, step as startStep, type Step } from './log.ts';
 
 /**
  * Content-hash stamps. A stage records the hash of everything it read in a
@@ -239,11 +239,12 @@ export async function runStage(spec: StageSpec): Promise<StageOutcome> {
   const hasher = new Hasher(spec.cache);
   spec.inputs(hasher);
   const reason = spec.force ? 'forced' : staleReason(spec.stampPath, hasher.digest(), spec.outputs);
-  const s = startStep(spec.name);
   if (reason === undefined) {
-    s.skip('inputs unchanged');
+    info(`[${spec.name}] up to date`);
     return 'skipped';
   }
+  const s = startStep(spec.name);
+  debug(`${spec.name}: ${reason}`);
   clearStamp(spec.stampPath);
   let summary: string | void;
   try {

@@ -101,7 +101,7 @@ describe('kbuild invocation', () => {
   it('stock builds vmlinuz too (the compressed baseline); xip only vmlinux', () => {
     const stock = makeContext({ variant: 'stock', buildDir: '/b' });
     assert.deepEqual(kernelTargets(stock), ['vmlinux', 'vmlinuz']);
-    assert.ok(kernelOutputs(stock).some((p) => p.endsWith('arch/mips/boot/vmlinuz')));
+    assert.ok(kernelOutputs(stock).includes(join(stock.kbuildDir, 'vmlinuz')));
     const xip = makeContext({ variant: 'xip', buildDir: '/b' });
     assert.deepEqual(kernelTargets(xip), ['vmlinux']);
   });

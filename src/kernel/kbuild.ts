@@ -26,7 +26,8 @@ export function kernelOutputs(ctx: BuildContext): string[] {
 }
 
 export function vmlinuzPath(ctx: BuildContext): string {
-  return join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'vmlinuz');
+  // arch/mips/Makefile links the compressed image at the top of O=, not under arch/mips/boot.
+  return join(ctx.kbuildDir, 'vmlinuz');
 }
 
 /** A kbuild progress line: "  CC      kernel/fork.o", "  LD      vmlinux". */
