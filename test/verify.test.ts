@@ -230,6 +230,17 @@ describe('verify on real kernels', () => {
       assert.match(rule(r, 6).summary, /CONFIG_XIP_KERNEL is not set/);
     });
   }
+  // An XIP vmlinux without an image (a dev build): the rules that need only
+  // vmlinux and .config must hold, the image rules must fail for want of an image.
+  for (const k of kernels.filter((x) => x.variant === 'xip' && x.dotConfig && !x.image)) {
+    it(`XIP kernel ${k.path} without image: rules 1, 2 and 6 hold, 4 and 5 fail`, (t) => {
+      const r = verify({ board: malta, vmlinux: k.path, dotConfig: k.dotConfig!, image: join(tmp, 'no-image.bin') });
+      t.diagnostic(`verify took ${r.ms} ms; failed: ${r.failed.join(', ')}`);
+      if (!rule(r, 3).ok) t.diagnostic(`rule 3 (not asserted on dev builds): ${rule(r, 3).summary}`);
+      for (const id of [1, 2, 6]) assert.ok(rule(r, id).ok, `rule ${id}:\n${formatReport(r)}`);
+      for (const id of [4, 5]) assert.ok(!rule(r, id).ok, `rule ${id} needs an image`);
+    });
+  }
   // An XIP kernel with its image next to it (a `make` build): verify must pass.
   const xipBuilt = kernels.filter((k) => k.variant === 'xip' && k.dotConfig && k.image);
   for (const k of xipBuilt) {

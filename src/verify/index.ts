@@ -108,7 +108,7 @@ export function formatReport(r: VerifyReport): string {
   lines.push(`  image  ${r.image}${r.imagePresent ? '' : ' (missing)'}`);
   for (const rule of r.rules) {
     lines.push(`rule ${rule.id} ${rule.ok ? 'ok  ' : 'FAIL'} ${rule.title}: ${rule.summary}`);
-    if (!rule.ok) for (const d of rule.details) lines.push(`       ${d}`);
+    if (!rule.ok) for (const d of rule.details) if (d !== rule.summary) lines.push(`       ${d}`);
   }
   const held = r.rules.length - r.failed.length;
   lines.push(
