@@ -15,43 +15,46 @@
 
 #define NR_write   4004
 #define NR_open    4005
+#define NR_mknod   4014
 #define NR_getpid  4020
 #define NR_pause   4029
 #define NR_sync    4036
+#define NR_mkdir   4039
 #define NR_reboot  4088
 
 #define O_WRONLY   01
 #define O_NOCTTY   0x800 /* the MIPS value */
+#define S_IFCHR    0020000
 
 #define LINUX_REBOOT_MAGIC1         0xfee1deadU
 #define LINUX_REBOOT_MAGIC2         672274793U
 #define LINUX_REBOOT_CMD_POWER_OFF  0x4321fedcU
 
 /*
- * One system call. v0 is loaded inside the asm, right before `syscall`, so a
- * restarted call finds its number there. The kernel may clobber v1, a3 and
- * the temporaries. Returns the result, or -errno when a3 is set.
+ * sys(a0, a1, a2, nr): system call nr with three arguments; the fourth
+ * (a3) is 0. Returns the result, or -errno when the kernel set a3. The
+ * kernel keeps s0-s7, sp and ra across `syscall`, so a plain function call
+ * (which may clobber the temporaries anyway) is all the protection needed.
  */
-static long sys4(long n, long a, long b, long c, long d)
-{
-	register long v0 __asm__("$2");
-	register long a0 __asm__("$4") = a;
-	register long a1 __asm__("$5") = b;
-	register long a2 __asm__("$6") = c;
-	register long a3 __asm__("$7") = d;
-
-	__asm__ volatile(
-		".set push\n\t"
-		".set noreorder\n\t"
-		"move $2, %2\n\t"
-		"syscall\n\t"
-		".set pop"
-		: "=&r"(v0), "+r"(a3)
-		: "r"(n), "r"(a0), "r"(a1), "r"(a2)
-		: "$1", "$3", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15",
-		  "$24", "$25", "hi", "lo", "memory");
-	return a3 ? -v0 : v0;
-}
+long sys(long a0, long a1, long a2, long nr);
+__asm__(
+	".text\n"
+	".globl sys\n"
+	".type sys, @function\n"
+	".set push\n"
+	".set noreorder\n"
+	"sys:\n"
+	"	move	$2, $7\n"
+	"	move	$7, $0\n"
+	"	syscall\n"
+	"	bnez	$7, 1f\n"
+	"	nop\n"
+	"	jr	$31\n"
+	"	nop\n"
+	"1:	jr	$31\n"
+	"	subu	$2, $0, $2\n"
+	".set pop\n"
+	".size sys, .-sys\n");
 
 static long len(const char *s)
 {
@@ -65,12 +68,15 @@ static long len(const char *s)
 /*
  * Write a string to fd; returns the fd to use from now on. fd 1 is only open
  * if the initramfs has /dev/console (the kernel opens it for PID 1); when the
- * write fails, open the console ourselves and retry.
+ * write fails, open the console ourselves (creating /dev and the node c 5 1,
+ * new-style dev_t 0x501, if they are missing) and retry.
  */
-static long put(long fd, const char *s)
+static __attribute__((noinline)) long put(long fd, const char *s)
 {
-	while (sys4(NR_write, fd, (long)s, len(s), 0) < 0 && fd == 1) {
-		fd = sys4(NR_open, (long)"/dev/console", O_WRONLY | O_NOCTTY, 0, 0);
+	while (sys(fd, (long)s, len(s), NR_write) < 0 && fd == 1) {
+		sys((long)"/dev", 0755, 0, NR_mkdir);
+		sys((long)"/dev/console", S_IFCHR | 0600, (5 << 8) | 1, NR_mknod);
+		fd = sys((long)"/dev/console", O_WRONLY | O_NOCTTY, 0, NR_open);
 		if (fd < 0)
 			return 1;
 	}
@@ -94,16 +100,16 @@ __attribute__((used, noreturn)) void init_main(long argc, char **argv)
 {
 	long fd = put(1, "XIP-INIT: pid ");
 
-	fd = put_dec(fd, (unsigned long)sys4(NR_getpid, 0, 0, 0, 0));
+	fd = put_dec(fd, (unsigned long)sys(0, 0, 0, NR_getpid));
 	fd = put(fd, ", argv[0] ");
-	fd = put(fd, argc > 0 && argv[0] ? argv[0] : "(none)");
+	fd = put(fd, argc > 0 && argv[0] ? argv[0] : "?");
 	fd = put(fd, "\nXIP-USERSPACE-OK\nXIP-POWEROFF: requesting power off\n");
-	sys4(NR_sync, 0, 0, 0, 0);
-	sys4(NR_reboot, (long)LINUX_REBOOT_MAGIC1, (long)LINUX_REBOOT_MAGIC2,
-	     (long)LINUX_REBOOT_CMD_POWER_OFF, 0);
-	put(fd, "XIP-INIT: reboot(POWER_OFF) returned; halting here\n");
+	sys(0, 0, 0, NR_sync);
+	sys((long)LINUX_REBOOT_MAGIC1, (long)LINUX_REBOOT_MAGIC2,
+	    (long)LINUX_REBOOT_CMD_POWER_OFF, NR_reboot);
+	put(fd, "XIP-INIT: power off failed\n");
 	for (;;)
-		sys4(NR_pause, 0, 0, 0, 0);
+		sys(0, 0, 0, NR_pause);
 }
 
 /*

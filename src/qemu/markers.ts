@@ -83,7 +83,8 @@ export class MarkerMatcher {
   feed(raw: string): MatchEvent | undefined {
     const line = raw.replace(/\r+$/, '').replace(/\r/g, '');
     this.lines += 1;
-    if (line.trim() !== '') this.last = line;
+    // QEMU's own "terminating on signal" note is not console output.
+    if (line.trim() !== '' && !/^qemu-system-\S+: terminating on signal/.test(line)) this.last = line.trim();
     if (this.fail) return undefined;
 
     if (this.mem === undefined && parseMemoryLine(line)) this.mem = line.trim();
@@ -140,8 +141,9 @@ export class MarkerMatcher {
   get memoryLine(): string | undefined {
     return this.mem;
   }
+  /** The last non-empty console line, or a note that there was none. */
   get lastLine(): string {
-    return this.last;
+    return this.last === '' ? '(no console output)' : this.last;
   }
   get linesFed(): number {
     return this.lines;
@@ -158,6 +160,11 @@ export interface BootEnd {
   signal?: string | null;
   /** Killed by the runner because the boot took too long. */
   timedOut: boolean;
+  /**
+   * The runner signalled QEMU for another reason (a failure line). QEMU exits
+   * 0 on SIGTERM, so an exit code of 0 alone does not prove a power-off.
+   */
+  stopped?: boolean;
   timeoutMs?: number;
 }
 
@@ -185,6 +192,9 @@ export function judgeBoot(m: MarkerMatcher, end: BootEnd): Verdict {
       ok: false,
       failure: { kind: 'timeout', line: `timed out${secs} waiting for '${m.expected}'; last line: ${m.lastLine}` },
     };
+  }
+  if (end.stopped) {
+    return { ok: false, failure: { kind: 'exit', line: `QEMU was stopped by the runner; last line: ${m.lastLine}` } };
   }
   if (end.exitCode !== 0) {
     const how = end.signal ? `killed by ${end.signal}` : `exited with code ${end.exitCode}`;

@@ -119,6 +119,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     signal: r.signal,
     timedOut: r.timedOut,
     timeoutMs,
+    stopped: stopper.signal.aborted,
   });
   return {
     ok: verdict.ok,
