@@ -260,7 +260,7 @@ export function rule4(inp: RuleInputs): RuleResult {
     }
   }
   const exiprom = inp.elf.findSymbol('_exiprom')?.value;
-  if (exiprom !== undefined && r.inFlash(exiprom - 1) && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
+  if (exiprom !== undefined && exiprom >= r.flashBase && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
   const needed = flashLoadEnd > 0 ? flashLoadEnd - r.flashBase : 0;
   if (needed > limit) problems.push(`vmlinux needs ${hex(needed)} bytes of flash, more than ${limitName}`);
   const size = inp.imageSize;
