@@ -111,6 +111,7 @@ describe('verify on a synthetic XIP kernel', () => {
         s.segments.push({ flags: 4, sections: ['.rodata'] });
       },
     }, [4]],
+    ['rule 4: _exiprom past 0xa0000000', { spec: (s) => (s.symbols!.find((x) => x.name === '_exiprom')!.value = 0xa0000010) }, [4]],
     ['rule 5: one byte of text differs', { editImage: (img) => { img[0x1234]! ^= 0x40; return img; } }, [5]],
     ['rule 5: shim jumps elsewhere', { image: { target: 0x9fc01000 } }, [5]],
     ['rule 5: shim magic wrong', { image: { magic: 0x12345678 } }, [5]],
