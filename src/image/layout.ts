@@ -1,0 +1,206 @@
+import { kseg0, type Board } from '../boards/board.ts';
+import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
+import { badInput, XipError } from '../errors.ts';
+
+/**
+ * Flash image layout: where each part of an XIP vmlinux goes in the flash
+ * image, and the loader's byte swap. Pure functions over parsed ELF data,
+ * so they can be tested without a kernel.
+ */
+
+/** A PT_LOAD segment with its place in the flash image. */
+export interface Placement {
+  segment: Segment;
+  /** Byte offset in the flash image. */
+  offset: number;
+}
+
+export const SEGMENT_BOUNDARY = 0xa0000000;
+
+/** Bytes of the image the board's flash can hold (the swapped range counts on malta). */
+export function flashBudget(board: Board): number {
+  return board.loaderSwapBytes > 0 ? Math.min(board.flashSize, board.loaderSwapBytes) : board.flashSize;
+}
+
+function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function kib(n: number): string {
+  return `${(n / 1024).toFixed(1)} KiB`;
+}
+
+/**
+ * Place every loadable segment of vmlinux in the flash image by its load
+ * address (p_paddr). Fails when the kernel is not linked for this board's
+ * flash (a stock kernel), overlaps the shim, or does not fit.
+ */
+export function placeSegments(elf: ElfFile, board: Board): Placement[] {
+  const flashBase = kseg0(board.flashPhys);
+  const shimEnd = board.xipPhys - board.flashPhys;
+  const loads = elf.segments.filter((s) => s.type === PT.LOAD && s.filesz > 0);
+  if (loads.length === 0) throw badInput(`${elf.name}: no loadable segment: not a kernel image`);
+  const placements: Placement[] = [];
+  for (const seg of loads) {
+    const offset = (seg.paddr - flashBase) >>> 0;
+    if (seg.paddr < flashBase || offset >= board.flashSize) {
+      throw badInput(
+        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, outside ${board.name}'s flash ` +
+          `(${hex(flashBase)}..${hex(flashBase + board.flashSize)}): build the xip variant (CONFIG_XIP_KERNEL=y), not stock`,
+      );
+    }
+    if (offset < shimEnd) {
+      throw badInput(
+        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, inside the ${shimEnd}-byte boot shim area: ` +
+          `set CONFIG_XIP_PHYS_ADDR to ${hex(board.xipPhys)}`,
+      );
+    }
+    placements.push({ segment: seg, offset });
+  }
+  placements.sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < placements.length; i++) {
+    const prev = placements[i - 1]!;
+    const cur = placements[i]!;
+    if (prev.offset + prev.segment.filesz > cur.offset) {
+      throw badInput(`${elf.name}: segments ${prev.segment.index} and ${cur.segment.index} overlap in flash`);
+    }
+  }
+  return placements;
+}
+
+/** End offset of the image (4-byte aligned) for these placements. */
+export function imageEnd(placements: readonly Placement[]): number {
+  const last = placements.reduce((m, p) => Math.max(m, p.offset + p.segment.filesz), 0);
+  return (last + 3) & ~3;
+}
+
+/**
+ * Check that the image fits the board's flash budget and that flash-resident
+ * code stays below the KSEG0/KSEG1 boundary. Throws with by how much.
+ */
+export function checkFits(size: number, textEnd: number, board: Board): void {
+  const budget = flashBudget(board);
+  if (size > budget) {
+    const what = board.loaderSwapBytes > 0 && budget < board.flashSize ? 'the loader\'s byte-swapped range of' : 'the flash window of';
+    throw new XipError(
+      `flash image is ${size} bytes (${kib(size)}), ${size - budget} bytes (${kib(size - budget)}) over ${what} ` +
+        `${budget} bytes (${kib(budget)}) on ${board.name}: trim the kernel config or the initramfs`,
+    );
+  }
+  if (textEnd > SEGMENT_BOUNDARY) {
+    throw new XipError(
+      `flash-resident kernel ends at ${hex(textEnd)}, ${textEnd - SEGMENT_BOUNDARY} bytes past the ` +
+        `${hex(SEGMENT_BOUNDARY)} segment boundary that j/jal cannot cross: trim the kernel or move CONFIG_XIP_PHYS_ADDR down`,
+    );
+  }
+}
+
+/** Swap the bytes of every 32-bit word in [0, min(len, n)) in place. Its own inverse. */
+export function swapWords(image: Uint8Array, n: number): void {
+  const end = Math.min(image.length, n) & ~3;
+  for (let i = 0; i < end; i += 4) {
+    const a = image[i]!;
+    const b = image[i + 1]!;
+    image[i] = image[i + 3]!;
+    image[i + 1] = image[i + 2]!;
+    image[i + 2] = b;
+    image[i + 3] = a;
+  }
+}
+
+/** The flash image: shim at 0, segments at their offsets, erased (0xff) elsewhere, pre-swapped for the loader. */
+export function assemble(elf: ElfFile, placements: readonly Placement[], shim: Uint8Array, board: Board): Uint8Array {
+  const shimArea = board.xipPhys - board.flashPhys;
+  if (shim.length > shimArea) {
+    throw new XipError(`boot shim is ${shim.length} bytes, over the ${shimArea} bytes in front of the kernel`);
+  }
+  const size = imageEnd(placements);
+  const image = new Uint8Array(size).fill(0xff);
+  image.set(shim, 0);
+  for (const p of placements) image.set(elf.segmentData(p.segment), p.offset);
+  if (board.endian === 'little' && board.loaderSwapBytes > 0) swapWords(image, board.loaderSwapBytes);
+  return image;
+}
+
+/** One region of the layout map, in physical addresses. */
+export interface Region {
+  name: string;
+  start: number;
+  end: number;
+  size: number;
+  /** Share of the flash budget, 0..1. */
+  share: number;
+}
+
+export interface Layout {
+  budget: number;
+  used: number;
+  regions: Region[];
+}
+
+function sym(elf: ElfFile, name: string): number {
+  const s = elf.findSymbol(name);
+  if (!s || s.shndx === 0) throw badInput(`${elf.name}: symbol ${name} missing: not an XIP vmlinux built from this patch series`);
+  return s.value >>> 0;
+}
+
+/** Read a 32-bit word at a flash-resident virtual address from the segment that holds it. */
+function readWord(elf: ElfFile, vaddr: number): number | undefined {
+  for (const seg of elf.segments) {
+    if (seg.type !== PT.LOAD || vaddr < seg.vaddr || vaddr + 4 > seg.vaddr + seg.filesz) continue;
+    const data = elf.segmentData(seg);
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    return view.getUint32(vaddr - seg.vaddr, elf.endian === 'little');
+  }
+  return undefined;
+}
+
+/**
+ * The layout map: shim, kernel text, read-only data, init (code, tables),
+ * initramfs, data image, free space: each with its share of the budget.
+ */
+export function describeLayout(elf: ElfFile, board: Board, shimSize: number, imageSize: number): Layout {
+  const budget = flashBudget(board);
+  const toPhys = (v: number) => (v - 0x80000000) >>> 0;
+  const text = sym(elf, '_text');
+  const etext = sym(elf, '_etext');
+  const endRodata = sym(elf, '__end_rodata');
+  const exiprom = sym(elf, '_exiprom');
+  const dataLoc = sym(elf, '__data_loc');
+  const edataLoc = sym(elf, '_edata_loc');
+  const rdStart = elf.findSymbol('__initramfs_start');
+  const rdSizeSym = elf.findSymbol('__initramfs_size');
+  const rdSize = rdStart && rdSizeSym ? (readWord(elf, rdSizeSym.value) ?? 0) : 0;
+
+  const raw: [string, number, number][] = [
+    ['boot shim', board.flashPhys, board.flashPhys + shimSize],
+    ['kernel text', toPhys(text), toPhys(etext)],
+    ['rodata + tables', toPhys(etext), toPhys(endRodata)],
+  ];
+  if (rdStart && rdSize > 0) {
+    const rs = toPhys(rdStart.value);
+    raw.push(['init code + tables', toPhys(endRodata), rs]);
+    raw.push(['initramfs', rs, rs + rdSize]);
+    raw.push(['init (rest)', rs + rdSize, toPhys(exiprom)]);
+  } else {
+    raw.push(['init code + tables', toPhys(endRodata), toPhys(exiprom)]);
+  }
+  raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
+  raw.push(['free', board.flashPhys + imageSize, board.flashPhys + budget]);
+  const regions = raw
+    .filter(([, s, e]) => e > s)
+    .map(([name, start, end]) => ({ name, start, end, size: end - start, share: (end - start) / budget }));
+  return { budget, used: imageSize, regions };
+}
+
+export function formatLayout(l: Layout): string {
+  const rows = l.regions.map(
+    (r) =>
+      `  ${r.name.padEnd(22)} ${hex(r.start)}  ${hex(r.end)}  ${String(r.size).padStart(8)}  ${kib(r.size).padStart(11)}  ${(r.share * 100).toFixed(1).padStart(5)}%`,
+  );
+  return [
+    `  ${'region'.padEnd(22)} ${'start'.padEnd(10)}  ${'end'.padEnd(10)}  ${'bytes'.padStart(8)}  ${'size'.padStart(11)}  budget`,
+    ...rows,
+    `  image ${l.used} bytes of ${l.budget} (${((l.used / l.budget) * 100).toFixed(1)}% of the flash budget)`,
+  ].join('\n');
+}
