@@ -86,6 +86,7 @@ describe('verify on a synthetic XIP kernel', () => {
         s.sections[3]!.flags = 6; // .data becomes AX
       },
     }, [3]],
+    ['rule 3: a read-only section in RAM', { spec: (s) => (s.sections[3]!.flags = 2) }, [3]],
     ['rule 3: a TLB handler buffer missing', { spec: (s) => (s.symbols = s.symbols!.filter((x) => x.name !== 'handle_tlbm')) }, [3]],
     ['rule 3: clear_page entry point in RAM', {
       spec: (s) => {
@@ -133,6 +134,19 @@ describe('verify on a synthetic XIP kernel', () => {
       assert.match(text, new RegExp(`^summary: ${6 - want.length} of 6 rules hold; FAIL: ${want.map((id) => `rule ${id}`).join(', ')}`, 'm'));
     });
   }
+
+  // __dbe_table is flagged read-only by the assembler but sorted in place at boot: RAM is right for it.
+  it('accepts a read-only __dbe_table in RAM (sorted in place at boot)', () => {
+    const r = run({
+      spec: (s) => {
+        s.sections[3]!.flags = 2;
+        s.sections[3]!.name = '__dbe_table';
+        s.segments[1]!.sections = s.segments[1]!.sections.map((n) => (n === '.data' ? '__dbe_table' : n));
+        for (const y of s.symbols ?? []) if (y.section === '.data') y.section = '__dbe_table';
+      },
+    });
+    assert.deepEqual(r.failed, [], formatReport(r));
+  });
 
   it('names the numbers that decided a failure', () => {
     const r = run({ editImage: (img) => { img[0x1234]! ^= 0x40; return img; } });

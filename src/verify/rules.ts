@@ -10,6 +10,7 @@
  */
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
+import { swapWords } from '../image/layout.ts';
 
 export interface RuleResult {
   id: number;
@@ -47,6 +48,12 @@ export const RAM_BUFFER_SYMBOLS = [
 export const FLASH_ENTRY_SYMBOLS = ['clear_page', 'copy_page', 'tlbmiss_handler_setup_pgd'] as const;
 /** Output sections that hold the RAM buffers for generated code. */
 export const RAM_TEXT_SECTIONS = ['.xip.ramtext'] as const;
+
+/**
+ * Sections flagged read-only in the objects that the kernel still writes at
+ * boot, so they belong in RAM: trap_init() sorts __dbe_table in place.
+ */
+export const WRITTEN_AT_BOOT_SECTIONS = ['__dbe_table'] as const;
 /** Options that patch kernel text at run time: must be off under XIP. */
 export const TEXT_PATCHING_OPTIONS = [
   'CONFIG_JUMP_LABEL',
@@ -182,7 +189,10 @@ export function rule3(inp: RuleInputs): RuleResult {
     } else if (r.inRam(s.addr)) {
       ramCount++;
       const readOnlyOrCode = s.flags & SHF.EXECINSTR || !(s.flags & SHF.WRITE);
-      const allowed = (RAM_TEXT_SECTIONS as readonly string[]).includes(s.name) || inRamText(s.addr, s.size);
+      const allowed =
+        (RAM_TEXT_SECTIONS as readonly string[]).includes(s.name) ||
+        (!(s.flags & SHF.EXECINSTR) && (WRITTEN_AT_BOOT_SECTIONS as readonly string[]).includes(s.name)) ||
+        inRamText(s.addr, s.size);
       if (readOnlyOrCode && !allowed) codeInRam.push(what);
     }
   }
@@ -288,15 +298,7 @@ export function rule4(inp: RuleInputs): RuleResult {
 /** Undo the loader's per-32-bit-word byte swap over [0, min(size, n)). Returns a copy. */
 export function unswap(image: Uint8Array, n: number): Uint8Array {
   const out = new Uint8Array(image);
-  const end = Math.min(out.length, n) & ~3;
-  for (let i = 0; i < end; i += 4) {
-    const a = out[i]!;
-    const b = out[i + 1]!;
-    out[i] = out[i + 3]!;
-    out[i + 1] = out[i + 2]!;
-    out[i + 2] = b;
-    out[i + 3] = a;
-  }
+  swapWords(out, n);
   return out;
 }
 

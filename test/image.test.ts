@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { getBoard } from '../src/boards/index.ts';
+import { parseElf } from '../src/elf/elf32.ts';
+import { XipError } from '../src/errors.ts';
+import {
+  assemble,
+  checkFits,
+  describeLayout,
+  flashBudget,
+  formatLayout,
+  imageEnd,
+  placeSegments,
+  swapWords,
+} from '../src/image/layout.ts';
+import { verify } from '../src/verify/index.ts';
+import { dotConfig } from './fixtures/elf/image.ts';
+import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
+
+const malta = getBoard('malta');
+const tmp = mkdtempSync(join(tmpdir(), 'image-test-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A shim-shaped blob: magic at 0x18, jump target at 0x20, as firmware/shim/shim.S lays it out. */
+function fakeShim(entry: number): Uint8Array {
+  const shim = new Uint8Array(0x220);
+  const dv = new DataView(shim.buffer);
+  dv.setUint32(0x18, 0x53504958, true);
+  dv.setUint32(0x20, entry, true);
+  return shim;
+}
+
+describe('flash image layout', () => {
+  const elf = parseElf(buildElf(xipKernelSpec('little')).bytes, 'synthetic');
+
+  it('places each loadable segment at its load address relative to the flash base', () => {
+    const p = placeSegments(elf, malta);
+    assert.equal(p.length, 2);
+    assert.equal(p[0]!.offset, 0x1000, 'text at XIP_PHYS_ADDR - flash base');
+    assert.equal(p[1]!.offset, p[1]!.segment.paddr - 0x9fc00000, 'data image at its LMA');
+    assert.equal(imageEnd(p) % 4, 0);
+  });
+
+  it('assembles an image that `xip verify` accepts, swapped over exactly the loader range', () => {
+    const p = placeSegments(elf, malta);
+    const entry = elf.findSymbol('kernel_entry')!.value;
+    const image = assemble(elf, p, fakeShim(entry), malta);
+    // Undo the swap and compare every segment byte for byte.
+    const plain = new Uint8Array(image);
+    swapWords(plain, malta.loaderSwapBytes);
+    for (const { segment, offset } of p) {
+      assert.deepEqual(plain.subarray(offset, offset + segment.filesz), elf.segmentData(segment));
+    }
+    assert.equal(plain[0x300], 0xff, 'gap between shim and kernel is erased flash');
+    // The independent verifier agrees (rules 4 and 5 read the image).
+    const v = join(tmp, 'vmlinux');
+    const i = join(tmp, 'image.bin');
+    const c = join(tmp, 'config');
+    writeFileSync(v, buildElf(xipKernelSpec('little')).bytes);
+    writeFileSync(i, image);
+    writeFileSync(c, dotConfig());
+    const report = verify({ board: malta, vmlinux: v, dotConfig: c, image: i });
+    const r4 = report.rules.find((r) => r.id === 4)!;
+    const r5 = report.rules.find((r) => r.id === 5)!;
+    assert.ok(r4.ok, r4.summary);
+    assert.ok(r5.ok, r5.summary);
+  });
+
+  it('refuses a kernel linked to run from RAM (the stock variant) with a hint', () => {
+    const spec = xipKernelSpec('little');
+    for (const s of spec.segments) s.paddr = 0x80100000;
+    spec.sections[0]!.addr = 0x80100000;
+    const stock = parseElf(buildElf(spec).bytes, 'stock-vmlinux');
+    assert.throws(() => placeSegments(stock, malta), (e: unknown) => {
+      assert.ok(e instanceof XipError);
+      assert.equal(e.exitCode, 2);
+      assert.match(e.message, /outside malta's flash.*xip variant/);
+      return true;
+    });
+  });
+
+  it('refuses a kernel that overlaps the boot shim area', () => {
+    const spec = xipKernelSpec('little');
+    spec.sections[0]!.addr = 0x9fc00800;
+    const bad = parseElf(buildElf(spec).bytes, 'low-vmlinux');
+    assert.throws(() => placeSegments(bad, malta), /inside the 4096-byte boot shim area/);
+  });
+
+  it('says by how much an image is over the budget, and the budget', () => {
+    const budget = flashBudget(malta);
+    assert.equal(budget, 0x3e0000, 'malta: the byte-swapped range is the limit');
+    assert.doesNotThrow(() => checkFits(budget, 0x9fe00000, malta));
+    assert.throws(() => checkFits(budget + 100, 0x9fe00000, malta), (e: unknown) => {
+      assert.ok(e instanceof XipError);
+      assert.match(e.message, /100 bytes \(0\.1 KiB\) over .* 4063232 bytes/);
+      return true;
+    });
+    assert.throws(() => checkFits(budget, 0xa0000010, malta), /16 bytes past the 0xa0000000 segment boundary/);
+  });
+
+  it('swaps 32-bit words only within the given range, and is its own inverse', () => {
+    const a = Uint8Array.from({ length: 16 }, (_, i) => i);
+    const b = new Uint8Array(a);
+    swapWords(b, 8);
+    assert.deepEqual([...b.subarray(0, 8)], [3, 2, 1, 0, 7, 6, 5, 4]);
+    assert.deepEqual([...b.subarray(8)], [...a.subarray(8)]);
+    swapWords(b, 8);
+    assert.deepEqual(b, a);
+  });
+
+  it('describes the layout region by region, naming a missing symbol', () => {
+    const p = placeSegments(elf, malta);
+    const size = imageEnd(p);
+    // The synthetic kernel lacks __end_rodata: describeLayout names the missing symbol.
+    assert.throws(() => describeLayout(elf, malta, 0x220, size), /symbol __end_rodata missing/);
+    const spec = xipKernelSpec('little');
+    const syms = spec.symbols ?? [];
+    const etext = syms.find((s) => s.name === '_etext')!.value;
+    const exiprom = syms.find((s) => s.name === '_exiprom')!.value;
+    syms.push({ name: '__end_rodata', value: etext + 0x800, section: '.rodata' });
+    spec.symbols = syms;
+    const full = parseElf(buildElf(spec).bytes, 'synthetic');
+    const l = describeLayout(full, malta, 0x220, size);
+    const names = l.regions.map((r) => r.name);
+    assert.deepEqual(names.slice(0, 3), ['boot shim', 'kernel text', 'rodata + tables']);
+    assert.ok(names.includes('free'));
+    const text = l.regions.find((r) => r.name === 'kernel text')!;
+    assert.equal(text.size, etext - 0x9fc01000);
+    assert.ok(exiprom > etext);
+    assert.match(formatLayout(l), /of the flash budget/);
+  });
+});
