@@ -80,9 +80,9 @@
 #define STR_ADDR	0x80002100
 #define MEMSIZE_END	0x800020f0	/* decimal digits are written backwards from here */
 
-/* RAM probe: 1 MiB steps, at most 256 MiB (PCI memory starts above). */
+/* RAM probe: 64 KiB steps, at most 256 MiB (PCI memory starts above). */
 #define RAM_KSEG1	0xa0000000
-#define RAM_STEP	0x00100000
+#define RAM_STEP	0x00010000
 #define RAM_LIMIT	0x10000000
 
 	.set	noreorder
@@ -133,7 +133,7 @@ reset:
 	sw	t0, GT_PCI0_CFGDATA(t1)
 
 	/*
-	 * RAM size: write a pattern every 1 MiB until it does not read back
+	 * RAM size: write a pattern every 64 KiB until it does not read back
 	 * (QEMU reads unbacked addresses as zero and drops writes to them) or
 	 * address 0 changes (the RAM wraps around). s1 = size in bytes.
 	 */
