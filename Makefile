@@ -5,15 +5,11 @@
 #   make test         run the whole test suite
 #   make help         list the targets
 
-BOARD          ?=
-CONFIG         ?=
-VARIANT        ?=
-TOOLCHAIN      ?=
-KERNEL_SRC     ?=
-KERNEL_TARBALL ?=
-KERNEL_SHA256  ?=
-LWRT_ROOTFS    ?=
-export BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS
+# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC
+# KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS. Given on the command line
+# (make VARIANT=stock) or in the environment, make passes them on to every
+# recipe by itself; they are not defined here, so an unset variable stays
+# unset (not exported as an empty string).
 
 NODE ?= node
 XIP  := $(NODE) bin/xip.mjs
