@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { BuildContext } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
@@ -11,7 +10,6 @@ export { shimSources };
 
 export interface ImageReport {
   image: string;
-  published: string;
   size: number;
   kernelEntry: number;
   shimSize: number;
@@ -21,8 +19,7 @@ export interface ImageReport {
 /**
  * Build the flash image of an XIP kernel: the boot shim, then vmlinux's
  * segments at their load addresses, pre-swapped for the board's loader.
- * Written atomically to the variant's directory and published as
- * build/out/xip-bios.bin.
+ * Written atomically to the variant's directory.
  */
 export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (ctx.variant !== 'xip') {
@@ -42,10 +39,8 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   const shim = await buildShim(ctx, entrySym.value);
   const image = assemble(elf, placements, shim.bytes, ctx.board);
   writeFileAtomic(ctx.imagePath, image);
-  writeFileAtomic(ctx.publishedImage, readFileSync(ctx.imagePath));
   return {
     image: ctx.imagePath,
-    published: ctx.publishedImage,
     size: image.length,
     kernelEntry: entrySym.value >>> 0,
     shimSize: shim.bytes.length,

@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BuildContext } from '../context.ts';
+import { writeFileAtomic } from '../fsutil.ts';
+import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
+import { buildImage, type ImageReport } from './index.ts';
+import { shimSources } from './shim.ts';
+
+/** Where the image build leaves its report (layout map, sizes), read back when up to date. */
+export function imageReportPath(ctx: BuildContext): string {
+  return join(ctx.variantDir, 'image-report.json');
+}
+
+export function readImageReport(ctx: BuildContext): ImageReport | undefined {
+  const p = imageReportPath(ctx);
+  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as ImageReport) : undefined;
+}
+
+/**
+ * Stage 4 (xip only): boot shim + flash image. Inputs: vmlinux, the shim
+ * sources, the board data, the toolchain and the code of this module.
+ * The image is then published as build/out/xip-bios.bin, also when the
+ * stage was up to date (another variant may have been published since).
+ */
+export async function imageStage(
+  ctx: BuildContext,
+  o: { force?: boolean; cache?: HashCache; stampPath: string },
+): Promise<{ outcome: StageOutcome; report: ImageReport }> {
+  const outcome = await runStage({
+    name: `image ${ctx.variant}-${ctx.toolchain}`,
+    stampPath: o.stampPath,
+    cache: o.cache,
+    force: o.force,
+    inputs: (h) => {
+      h.file('vmlinux', ctx.vmlinux);
+      for (const f of shimSources(ctx.repo)) h.file(f.slice(ctx.repo.length + 1), f);
+      h.value('board', JSON.stringify(ctx.board));
+      h.value('toolchain', ctx.toolchain);
+      h.tree('src/image', join(ctx.repo, 'src', 'image'));
+    },
+    outputs: [ctx.imagePath, imageReportPath(ctx)],
+    run: async () => {
+      const report = await buildImage(ctx);
+      writeFileAtomic(imageReportPath(ctx), `${JSON.stringify(report, null, 2)}\n`);
+      return `${report.size} bytes, ${((report.size / report.layout.budget) * 100).toFixed(1)}% of the flash budget`;
+    },
+  });
+  publishImage(ctx);
+  const report = readImageReport(ctx);
+  if (!report) throw new Error(`image stage left no report at ${imageReportPath(ctx)}`);
+  return { outcome, report };
+}
+
+/** Copy the variant's image to build/out/xip-bios.bin unless it is already there. */
+export function publishImage(ctx: BuildContext): void {
+  const img = readFileSync(ctx.imagePath);
+  if (existsSync(ctx.publishedImage) && readFileSync(ctx.publishedImage).equals(img)) return;
+  writeFileAtomic(ctx.publishedImage, img);
+}
