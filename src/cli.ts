@@ -133,11 +133,17 @@ export function buildProgram(): Command {
   program
     .command('image')
     .description('assemble the flash image (shim + XIP vmlinux: xip-bios.bin)')
-    .action(async () => {
-      globals();
-      throw new XipError('xip image: flash image assembly is not wired in yet (src/image, issue 3)', {
-        exitCode: EXIT.environment,
-      });
+    .option('--force', 'assemble again even when up to date')
+    .option('--json', 'print the image report (layout map) as JSON')
+    .action(async (o: { force?: boolean; json?: boolean }) => {
+      const ctx = contextFrom(globals());
+      const { image } = await import('./pipeline.ts');
+      const report = await image(ctx, { force: o.force });
+      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        const { formatLayout } = await import('./image/index.ts');
+        process.stdout.write(`${formatLayout(report.layout)}\n`);
+      }
     });
 
   program

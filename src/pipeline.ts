@@ -16,6 +16,8 @@ import {
   type SourceInfo,
   type SourceOptions,
 } from './kernel/source.ts';
+import type { ImageReport } from './image/index.ts';
+import { imageStage } from './image/stage.ts';
 import { boot, type BootResult } from './qemu/runner.ts';
 import { HashCache, runStage, type StageOutcome } from './stamp.ts';
 import { buildInit } from './userspace/init.ts';
@@ -219,4 +221,16 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
     timeoutMs: o.timeoutMs,
     interactive: o.interactive,
   });
+}
+
+/** Stage 4 (xip only): boot shim + flash image, published as build/out/xip-bios.bin. */
+export async function image(ctx: BuildContext, o: BuildOptions = {}): Promise<ImageReport> {
+  if (!existsSync(ctx.vmlinux)) {
+    throw badInput(`${ctx.vmlinux} not found: build the kernel first (xip --variant ${ctx.variant} build, or make)`);
+  }
+  const cache = hashCache(ctx);
+  const { report } = await imageStage(ctx, { force: o.force, cache, stampPath: stampPath(ctx, 'image') });
+  cache.save();
+  info(`image: ${report.image} (${report.size} bytes); published ${ctx.publishedImage}`);
+  return report;
 }
