@@ -28,7 +28,7 @@ import { minimalInitramfs, writeInitramfsList } from './userspace/initramfs.ts';
  * inputs) matches and its outputs exist:
  *
  *   source (build/src/linux, shared) -> userspace (init, initramfs list)
- *     -> kernel (.config + make, per variant/toolchain) -> image (lead)
+ *     -> kernel (.config + make, per variant/toolchain) -> image (xip only, src/image/stage.ts)
  */
 export interface BuildOptions extends SourceOptions {
   /** Run every stage even when up to date. */
