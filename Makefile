@@ -5,7 +5,7 @@
 #   make test         run the whole test suite
 #   make help         list the targets
 
-# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC
+# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC
 # KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS. Given on the command line
 # (make VARIANT=stock) or in the environment, make passes them on to every
 # recipe by itself; they are not defined here, so an unset variable stays
@@ -66,4 +66,4 @@ distclean: ## remove build/ entirely and node_modules
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
-	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS'
+	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS'

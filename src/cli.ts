@@ -15,6 +15,7 @@ export interface GlobalOptions {
   config?: string;
   variant?: string;
   toolchain?: string;
+  userspace?: string;
   kernelSrc?: string;
   kernelTarball?: string;
   kernelSha256?: string;
@@ -29,6 +30,7 @@ export const ENV_OF: Record<string, keyof GlobalOptions> = {
   CONFIG: 'config',
   VARIANT: 'variant',
   TOOLCHAIN: 'toolchain',
+  USERSPACE: 'userspace',
   KERNEL_SRC: 'kernelSrc',
   KERNEL_TARBALL: 'kernelTarball',
   KERNEL_SHA256: 'kernelSha256',
@@ -50,6 +52,7 @@ export function contextFrom(o: GlobalOptions, extra: ContextOptions = {}): Build
     config: o.config,
     variant: o.variant,
     toolchain: o.toolchain,
+    userspace: o.userspace,
     buildDir: o.buildDir,
     ...extra,
   });
@@ -77,6 +80,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--config <defconfig>', 'defconfig from kernel/configs/ (env CONFIG)'))
     .addOption(new Option('--variant <xip|stock>', 'kernel variant (env VARIANT; default xip)'))
     .addOption(new Option('--toolchain <clang|gcc>', 'compiler (env TOOLCHAIN; default clang)'))
+    .addOption(new Option('--userspace <profile>', 'initramfs userspace: init, or another profile (env USERSPACE; default: the config\'s own)'))
     .addOption(new Option('--kernel-src <dir>', 'kernel tree to copy and use (env KERNEL_SRC)'))
     .addOption(new Option('--kernel-tarball <file>', 'kernel tarball to use (env KERNEL_TARBALL)'))
     .addOption(new Option('--kernel-sha256 <hex>', 'expected sha256 of it (env KERNEL_SHA256)'))

@@ -23,7 +23,9 @@ export interface BuildContext {
   config: string;
   variant: Variant;
   toolchain: Toolchain;
-  /** build/<board>/<config>/<variant>-<toolchain> */
+  /** Userspace profile in the initramfs (src/userspace/profiles.ts). */
+  userspace: string;
+  /** build/<board>/<config>/<variant>-<toolchain>[-<userspace>, unless it is the config's default] */
   variantDir: string;
   /** O= directory of the kernel build. */
   kbuildDir: string;
@@ -43,7 +45,13 @@ export interface ContextOptions {
   config?: string;
   variant?: string;
   toolchain?: string;
+  userspace?: string;
   buildDir?: string;
+}
+
+/** The userspace a config gets unless told otherwise: the router config runs the router. */
+export function defaultUserspace(board: Board, config: string): string {
+  return board.defconfigs.router !== undefined && config === board.defconfigs.router ? 'router' : 'init';
 }
 
 export function makeContext(opts: ContextOptions = {}): BuildContext {
@@ -59,7 +67,12 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
   let config = opts.config ?? board.defconfigs.minimal;
   if (!config.endsWith('_defconfig')) config = `${config}_defconfig`;
   const buildDir = resolve(opts.buildDir ?? join(REPO_ROOT, 'build'));
-  const variantDir = join(buildDir, board.name, config.replace(/_defconfig$/, ''), `${variant}-${toolchain}`);
+  const userspace = opts.userspace ?? defaultUserspace(board, config);
+  if (!/^[a-z0-9_-]+$/.test(userspace)) {
+    throw badInput(`userspace '${userspace}': give a profile name (lower-case letters, digits, - and _)`);
+  }
+  const suffix = userspace === defaultUserspace(board, config) ? '' : `-${userspace}`;
+  const variantDir = join(buildDir, board.name, config.replace(/_defconfig$/, ''), `${variant}-${toolchain}${suffix}`);
   const kbuildDir = join(variantDir, 'kbuild');
   return {
     repo: REPO_ROOT,
@@ -68,6 +81,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
     config,
     variant,
     toolchain,
+    userspace,
     variantDir,
     kbuildDir,
     vmlinux: join(kbuildDir, 'vmlinux'),

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { defconfigPath, type BuildContext } from './context.ts';
 import { badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -20,8 +20,8 @@ import type { ImageReport } from './image/index.ts';
 import { imageStage } from './image/stage.ts';
 import { boot, type BootResult } from './qemu/runner.ts';
 import { HashCache, runStage, type StageOutcome } from './stamp.ts';
-import { buildInit } from './userspace/init.ts';
-import { minimalInitramfs, writeInitramfsList } from './userspace/initramfs.ts';
+import { getProfile } from './userspace/profiles.ts';
+import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
 
 /**
  * The build as stages, each skipped when its stamp (content hash of its
@@ -94,22 +94,20 @@ export async function sourceStage(ctx: BuildContext, o: BuildOptions, cache = ha
 /** Stage 2: PID 1 and the gen_init_cpio list that embeds it. */
 export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, cache = hashCache(ctx)): Promise<StageOutcome> {
   const u = userspacePaths(ctx);
+  const profile = getProfile(ctx.userspace);
   return runStage({
-    name: `userspace ${ctx.variant}-${ctx.toolchain}`,
+    name: `userspace ${basename(ctx.variantDir)}`,
     stampPath: stampPath(ctx, 'userspace'),
     cache,
     force: o.force,
     inputs: (h) => {
-      h.value('toolchain', ctx.toolchain);
-      h.value('board', JSON.stringify(ctx.board));
-      h.tree('userspace', join(ctx.repo, 'userspace'));
-      h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
+      h.value('profile', profile.name);
+      profile.inputs(h, ctx);
     },
-    outputs: [u.init, u.list],
+    outputs: [u.list],
     run: async () => {
       mkdirSync(u.dir, { recursive: true });
-      await buildInit(ctx, u.init);
-      writeInitramfsList(u.list, minimalInitramfs(u.init));
+      writeInitramfsList(u.list, await profile.build(ctx, u.dir));
     },
   });
 }
@@ -126,7 +124,7 @@ export async function kernelStage(
   const defconfig = defconfigPath(ctx);
   const originFile = join(ctx.kbuildDir, '.xip-origin');
   return runStage({
-    name: `kernel ${ctx.variant}-${ctx.toolchain}`,
+    name: `kernel ${basename(ctx.variantDir)}`,
     stampPath: stampPath(ctx, 'kernel'),
     cache,
     force: o.force,
@@ -138,7 +136,8 @@ export async function kernelStage(
       h.value('board', JSON.stringify(ctx.board));
       h.file('defconfig', defconfig);
       h.file('initramfs.list', u.list);
-      h.file('init', u.init);
+      // The kernel embeds the files the list names: their contents are inputs too.
+      for (const f of listedFiles(existsSync(u.list) ? readFileSync(u.list, 'utf8') : '')) h.file(f, f);
       h.file('kconfig.ts', join(ctx.repo, 'src', 'kernel', 'kconfig.ts'));
       h.file('kbuild.ts', join(ctx.repo, 'src', 'kernel', 'kbuild.ts'));
     },
@@ -206,6 +205,7 @@ export interface BootBuiltOptions {
  * variant only from its flash image (-bios).
  */
 export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise<BootResult> {
+  const profile = getProfile(ctx.userspace);
   const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
   if (!existsSync(file)) {
     const how = ctx.variant === 'stock' ? `xip build --variant stock (make kernel VARIANT=stock)` : 'xip build && xip image (make)';
@@ -218,7 +218,8 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
     bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
     memMiB: o.memMiB,
     log: ctx.bootLog,
-    timeoutMs: o.timeoutMs,
+    timeoutMs: o.timeoutMs ?? profile.bootTimeoutMs,
+    markers: [...profile.markers],
     interactive: o.interactive,
   });
 }

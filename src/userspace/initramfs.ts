@@ -154,3 +154,13 @@ export function writeInitramfsList(path: string, entries: InitramfsEntry[]): str
   writeFileAtomic(path, text);
   return text;
 }
+
+/** The host files a gen_init_cpio list pulls in (the LOCATION of each `file` line). */
+export function listedFiles(list: string): string[] {
+  const out: string[] = [];
+  for (const line of list.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] === 'file' && f[2] !== undefined) out.push(f[2]);
+  }
+  return out.sort();
+}
