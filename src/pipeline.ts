@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { defconfigPath, type BuildContext } from './context.ts';
+import { defaultUserspace, defconfigPath, makeContext, type BuildContext } from './context.ts';
 import { badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info } from './log.ts';
@@ -19,7 +19,8 @@ import {
 import type { ImageReport } from './image/index.ts';
 import { imageStage } from './image/stage.ts';
 import { boot, type BootResult } from './qemu/runner.ts';
-import { HashCache, runStage, type StageOutcome } from './stamp.ts';
+import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
+import { run } from './proc.ts';
 import { getProfile } from './userspace/profiles.ts';
 import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
 
@@ -149,6 +150,7 @@ export async function kernelStage(
         s.update('kernel source changed: cleaning the build directory');
         rmSync(ctx.kbuildDir, { recursive: true, force: true });
       }
+      if (await seedKbuild(ctx, src.originHash)) s.update('seeded from the default userspace build: relinking');
       mkdirSync(ctx.kbuildDir, { recursive: true });
       writeFileSync(ctx.kernelLog, '');
       s.update('configuring');
@@ -176,6 +178,47 @@ export async function kernelStage(
       return `Linux ${src.version}, log ${ctx.kernelLog}`;
     },
   });
+}
+
+/**
+ * A profile other than the config's default starts its kbuild directory as a
+ * copy (mtimes kept) of the default profile's finished build of the same
+ * config, variant and toolchain, so make only rebuilds the initramfs and
+ * relinks. Only a finished build (kernel stamp present, same kernel source)
+ * is copied; the copy goes to a temporary name and is renamed into place,
+ * and it is dropped if that build changed while it was copied.
+ */
+export async function seedKbuild(ctx: BuildContext, originHash: string): Promise<boolean> {
+  if (existsSync(ctx.kbuildDir)) return false;
+  const base = makeContext({
+    board: ctx.board.name,
+    config: ctx.config,
+    variant: ctx.variant,
+    toolchain: ctx.toolchain,
+    userspace: defaultUserspace(ctx.board, ctx.config),
+    buildDir: ctx.buildDir,
+  });
+  if (base.variantDir === ctx.variantDir) return false;
+  const stamp = stampPath(base, 'kernel');
+  const before = readStamp(stamp);
+  const originFile = join(base.kbuildDir, '.xip-origin');
+  if (!before || !existsSync(base.vmlinux) || !existsSync(originFile)) return false;
+  if (readFileSync(originFile, 'utf8').trim() !== originHash) return false;
+  const tmp = `${ctx.kbuildDir}.seed.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(ctx.variantDir, { recursive: true });
+  try {
+    await run('cp', ['-a', base.kbuildDir, tmp], { what: `copy of ${base.kbuildDir}` });
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  if (readStamp(stamp)?.written !== before.written) {
+    rmSync(tmp, { recursive: true, force: true });
+    return false;
+  }
+  renameSync(tmp, ctx.kbuildDir);
+  return true;
 }
 
 export interface BuildResult {

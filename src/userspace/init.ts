@@ -48,7 +48,21 @@ export function initCompileCommand(
   out: string,
 ): { cmd: string; args: string[] } {
   const [src, lds] = initSources(repo) as [string, string];
-  const flags = [...COMMON_FLAGS, ...board.cpuFlags, `-Wl,-T,${lds}`, '-o', out, src];
+  return freestandingCompileCommand(board, toolchain, [src], lds, out);
+}
+
+/**
+ * The same compile for any freestanding static target program (C sources +
+ * a link script), e.g. the stress programs of src/userspace/stress.ts.
+ */
+export function freestandingCompileCommand(
+  board: Board,
+  toolchain: Toolchain,
+  sources: readonly string[],
+  lds: string,
+  out: string,
+): { cmd: string; args: string[] } {
+  const flags = [...COMMON_FLAGS, ...board.cpuFlags, `-Wl,-T,${lds}`, '-o', out, ...sources];
   if (toolchain === 'clang') {
     return { cmd: 'clang', args: [`--target=${board.clangTarget}`, '-fuse-ld=lld', ...flags] };
   }

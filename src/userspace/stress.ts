@@ -1,0 +1,158 @@
+import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { BuildContext } from '../context.ts';
+import { parseElf } from '../elf/elf32.ts';
+import { XipError } from '../errors.ts';
+import { run } from '../proc.ts';
+import { freestandingCompileCommand } from './init.ts';
+import type { InitramfsEntry } from './initramfs.ts';
+import type { UserspaceProfile } from './profiles.ts';
+
+/**
+ * The 'stress' userspace profile: userspace/stress/stress.c runs as PID 1
+ * and exercises what the XIP port moved around (TLB handlers, clear_page and
+ * copy_page generated into RAM) plus fork, exec, mmap, signals, pipes and
+ * memory pressure; userspace/stress/child.c is the second program it execs
+ * (/bin/stress-child). Both are freestanding (raw o32 system calls, no
+ * libc), built like the boot-test init (src/userspace/init.ts) with the
+ * toolchain of the build.
+ *
+ * PID 1 prints one line per part, "STRESS-<PART>: k=v ... checksum 0x... ok"
+ * (or "FAIL <why>"), then STRESS-TOTAL, STRESS-PASS or STRESS-FAIL, and
+ * powers off.
+ */
+export const STRESS_PROGRAMS = ['stress', 'child'] as const;
+export type StressProgram = (typeof STRESS_PROGRAMS)[number];
+
+/** The parts, in the order PID 1 runs them. */
+export const STRESS_PARTS = ['TLB', 'FORK-COW', 'ZERO', 'EXEC', 'MMAP', 'SIGNAL', 'TREE', 'PIPE', 'PRESSURE'] as const;
+
+/** The part whose counts depend on the RAM size (only its checksum is comparable). */
+export const RAM_DEPENDENT_PART = 'PRESSURE';
+
+export const STRESS_MARKERS: readonly string[] = [
+  'Linux version',
+  'Memory:',
+  'Freeing unused kernel',
+  'STRESS-START',
+  ...STRESS_PARTS.map((p) => `STRESS-${p}:`),
+  'STRESS-TOTAL:',
+  'STRESS-PASS',
+  'XIP-POWEROFF:',
+];
+
+export function stressDir(repo: string): string {
+  return join(repo, 'userspace', 'stress');
+}
+
+/** The link script shared with the boot-test init: one RWX PT_LOAD, no ABI-flags header. */
+export function stressLinkScript(repo: string): string {
+  return join(repo, 'userspace', 'init.lds');
+}
+
+/** Build one stress program (stripped, checked, written atomically). */
+export async function buildStressProgram(ctx: BuildContext, program: StressProgram, outPath: string): Promise<void> {
+  const dir = resolve(outPath, '..');
+  mkdirSync(dir, { recursive: true });
+  const unstripped = join(dir, `.${basename(outPath)}.${process.pid}.full.tmp`);
+  const stripped = join(dir, `.${basename(outPath)}.${process.pid}.tmp`);
+  try {
+    const src = join(stressDir(ctx.repo), `${program}.c`);
+    const cc = freestandingCompileCommand(ctx.board, ctx.toolchain, [src], stressLinkScript(ctx.repo), unstripped);
+    await run(cc.cmd, cc.args, { what: `stress ${program} build (${ctx.toolchain})` });
+    await run(`${ctx.board.crossCompile}strip`, ['-s', '-o', stripped, unstripped], { what: `stress ${program} strip` });
+    const elf = parseElf(readFileSync(stripped), `stress ${program}`);
+    const bad = (why: string) =>
+      new XipError(`stress ${program} (${ctx.toolchain}): the linked program ${why}; check ${stressLinkScript(ctx.repo)}`);
+    if (elf.endian !== ctx.board.endian) throw bad(`is ${elf.endian}-endian, the board is ${ctx.board.endian}-endian`);
+    if (elf.type !== 2 || elf.machine !== 8) throw bad('is not a MIPS executable (ET_EXEC, EM_MIPS)');
+    if (elf.segments.some((s) => s.type === 3)) throw bad('asks for an interpreter (PT_INTERP): it must be static');
+    if (!elf.segments.some((s) => s.type === 1)) throw bad('has no PT_LOAD segment');
+    renameSync(stripped, outPath);
+  } finally {
+    rmSync(unstripped, { force: true });
+    rmSync(stripped, { force: true });
+  }
+}
+
+/** The initramfs: /dev/console, /init (stress), /bin/stress-child. */
+export function stressInitramfs(initPath: string, childPath: string): InitramfsEntry[] {
+  return [
+    { type: 'dir', name: '/dev', mode: 0o755, uid: 0, gid: 0 },
+    { type: 'nod', name: '/dev/console', mode: 0o600, uid: 0, gid: 0, devType: 'c', major: 5, minor: 1 },
+    { type: 'dir', name: '/bin', mode: 0o755, uid: 0, gid: 0 },
+    { type: 'file', name: '/init', location: resolve(initPath), mode: 0o755, uid: 0, gid: 0 },
+    { type: 'file', name: '/bin/stress-child', location: resolve(childPath), mode: 0o755, uid: 0, gid: 0 },
+  ];
+}
+
+export const stressProfile: UserspaceProfile = {
+  name: 'stress',
+  description: 'stress PID 1 (userspace/stress/): TLB, fork/COW, zero pages, exec, mmap, signals, process tree, pipes, memory pressure',
+  inputs(h, ctx) {
+    h.value('toolchain', ctx.toolchain);
+    h.value('board', JSON.stringify(ctx.board));
+    h.tree('userspace/stress', stressDir(ctx.repo));
+    h.file('init.lds', stressLinkScript(ctx.repo));
+    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
+  },
+  async build(ctx, dir) {
+    const init = join(dir, 'init');
+    const child = join(dir, 'stress-child');
+    await buildStressProgram(ctx, 'stress', init);
+    await buildStressProgram(ctx, 'child', child);
+    return stressInitramfs(init, child);
+  },
+  markers: STRESS_MARKERS,
+  // The memory-pressure part fills all of RAM: a few seconds at 256 MiB, more on a slow host.
+  bootTimeoutMs: 240_000,
+};
+
+/** One result line of the stress program. */
+export interface StressResult {
+  part: string;
+  /** The k=v counts, in order. */
+  counts: Record<string, string>;
+  checksum: string;
+  ok: boolean;
+  /** Why it failed (after FAIL). */
+  why?: string;
+  line: string;
+}
+
+const RESULT_LINE = /STRESS-([A-Z-]+):((?: [a-z]+=\S+)*) checksum (0x[0-9a-f]{8})(?: (ok)| FAIL ?(.*))?\s*$/;
+
+/** The STRESS-<PART> and STRESS-TOTAL lines of a console log, by part name. */
+export function parseStressLog(log: string): Map<string, StressResult> {
+  const out = new Map<string, StressResult>();
+  for (const raw of log.split('\n')) {
+    const line = raw.replace(/\r/g, '');
+    const m = RESULT_LINE.exec(line);
+    if (!m?.[1] || !m[3]) continue;
+    const counts: Record<string, string> = {};
+    for (const kv of (m[2] ?? '').trim().split(/\s+/).filter(Boolean)) {
+      const [k, v] = kv.split('=');
+      if (k !== undefined && v !== undefined) counts[k] = v;
+    }
+    const part = m[1];
+    out.set(part, {
+      part,
+      counts,
+      checksum: m[3],
+      ok: part === 'TOTAL' ? counts.failed === '0' : m[4] === 'ok',
+      why: m[5],
+      line: line.slice(line.indexOf('STRESS-')).trim(),
+    });
+  }
+  return out;
+}
+
+/**
+ * What must be the same on every kernel and RAM size: every line as printed,
+ * except the RAM-dependent part, of which only the checksum counts.
+ */
+export function comparableStressLines(results: Map<string, StressResult>): string[] {
+  return [...results.values()].map((r) =>
+    r.part === RAM_DEPENDENT_PART ? `STRESS-${r.part}: checksum ${r.checksum} ${r.ok ? 'ok' : 'FAIL'}` : r.line,
+  );
+}
