@@ -17,7 +17,7 @@ XIP  := $(NODE) bin/xip.mjs
 NODE_STAMP := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel image verify boot test run clean distclean help check-deps
+.PHONY: all deps source kernel image verify boot test run soak clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -47,6 +47,9 @@ boot: $(NODE_STAMP) ## boot the built kernel in QEMU and check markers and power
 
 run: $(NODE_STAMP) ## boot the built kernel in QEMU interactively (Ctrl-A X quits)
 	$(XIP) run
+
+soak: $(NODE_STAMP) ## boot the XIP image COUNT times in a row (default 50): failures and boot-time spread
+	$(XIP) --variant xip build && $(XIP) --variant xip image && $(XIP) --variant xip soak $(if $(COUNT),--count $(COUNT))
 
 # The suite checks the XIP build and its image too (xip verify on a real
 # kernel): build them first (a no-op when up to date). The stock baseline is

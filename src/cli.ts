@@ -16,6 +16,7 @@ export interface GlobalOptions {
   variant?: string;
   toolchain?: string;
   userspace?: string;
+  lwrtRootfs?: string;
   kernelSrc?: string;
   kernelTarball?: string;
   kernelSha256?: string;
@@ -31,6 +32,7 @@ export const ENV_OF: Record<string, keyof GlobalOptions> = {
   VARIANT: 'variant',
   TOOLCHAIN: 'toolchain',
   USERSPACE: 'userspace',
+  LWRT_ROOTFS: 'lwrtRootfs',
   KERNEL_SRC: 'kernelSrc',
   KERNEL_TARBALL: 'kernelTarball',
   KERNEL_SHA256: 'kernelSha256',
@@ -53,6 +55,7 @@ export function contextFrom(o: GlobalOptions, extra: ContextOptions = {}): Build
     variant: o.variant,
     toolchain: o.toolchain,
     userspace: o.userspace,
+    rootfs: o.lwrtRootfs,
     buildDir: o.buildDir,
     ...extra,
   });
@@ -81,6 +84,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--variant <xip|stock>', 'kernel variant (env VARIANT; default xip)'))
     .addOption(new Option('--toolchain <clang|gcc>', 'compiler (env TOOLCHAIN; default clang)'))
     .addOption(new Option('--userspace <profile>', 'initramfs userspace: init, or another profile (env USERSPACE; default: the config\'s own)'))
+    .addOption(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (env LWRT_ROOTFS; implies the router config)'))
     .addOption(new Option('--kernel-src <dir>', 'kernel tree to copy and use (env KERNEL_SRC)'))
     .addOption(new Option('--kernel-tarball <file>', 'kernel tarball to use (env KERNEL_TARBALL)'))
     .addOption(new Option('--kernel-sha256 <hex>', 'expected sha256 of it (env KERNEL_SHA256)'))
@@ -186,6 +190,26 @@ export function buildProgram(): Command {
       });
   bootCommand('boot', false, 'boot in QEMU; require the console markers and a power-off');
   bootCommand('run', true, 'boot in QEMU interactively (Ctrl-A X quits)');
+
+  program
+    .command('soak')
+    .description('boot the XIP flash image N times in a row; report failures and the boot-time spread')
+    .option('--count <n>', 'number of boots (default 50)')
+    .option('--mem <MiB>', 'guest RAM (default: the board default)')
+    .option('--timeout <seconds>', 'fail a boot after this long (default 60)')
+    .option('--json', 'print the soak report as JSON')
+    .action(async (o: { count?: string; mem?: string; timeout?: string; json?: boolean }) => {
+      const ctx = contextFrom(globals());
+      const count = o.count === undefined ? 50 : Number(o.count);
+      if (!Number.isInteger(count) || count < 1) throw badInput(`--count '${o.count}': give a whole number of boots, 1 or more`);
+      const mem = o.mem !== undefined ? parseMem(o.mem) : ctx.board.qemu.defaultMemMiB;
+      const timeoutMs = o.timeout !== undefined ? parseSeconds(o.timeout) * 1000 : undefined;
+      const { soak, formatSoak, assertSoaked } = await import('./soak.ts');
+      const r = await soak(ctx, { count, memMiB: mem, timeoutMs });
+      if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      info(formatSoak(r));
+      assertSoaked(r);
+    });
 
   return program;
 }
