@@ -25,6 +25,8 @@ export interface BuildContext {
   toolchain: Toolchain;
   /** Userspace profile in the initramfs (src/userspace/profiles.ts). */
   userspace: string;
+  /** Staged rootfs directory (LWRT_ROOTFS) embedded by the 'rootfs' profile, absolute. */
+  rootfs?: string;
   /** build/<board>/<config>/<variant>-<toolchain>[-<userspace>, unless it is the config's default] */
   variantDir: string;
   /** O= directory of the kernel build. */
@@ -46,6 +48,8 @@ export interface ContextOptions {
   variant?: string;
   toolchain?: string;
   userspace?: string;
+  /** LWRT_ROOTFS: a staged rootfs; selects the router config and the 'rootfs' profile unless they are given. */
+  rootfs?: string;
   buildDir?: string;
 }
 
@@ -64,10 +68,14 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
   if (toolchain !== 'clang' && toolchain !== 'gcc') {
     throw badInput(`unknown toolchain '${toolchain}': use clang or gcc (TOOLCHAIN=gcc)`);
   }
-  let config = opts.config ?? board.defconfigs.minimal;
+  const rootfs = opts.rootfs !== undefined && opts.rootfs !== '' ? resolve(opts.rootfs) : undefined;
+  let config = opts.config ?? (rootfs !== undefined ? (board.defconfigs.router ?? board.defconfigs.minimal) : board.defconfigs.minimal);
   if (!config.endsWith('_defconfig')) config = `${config}_defconfig`;
   const buildDir = resolve(opts.buildDir ?? join(REPO_ROOT, 'build'));
-  const userspace = opts.userspace ?? defaultUserspace(board, config);
+  const userspace = opts.userspace ?? (rootfs !== undefined ? 'rootfs' : defaultUserspace(board, config));
+  if (rootfs !== undefined && userspace !== 'rootfs') {
+    throw badInput(`LWRT_ROOTFS is embedded by the 'rootfs' userspace, not '${userspace}': drop USERSPACE=${userspace} or LWRT_ROOTFS`);
+  }
   if (!/^[a-z0-9_-]+$/.test(userspace)) {
     throw badInput(`userspace '${userspace}': give a profile name (lower-case letters, digits, - and _)`);
   }
@@ -82,6 +90,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
     variant,
     toolchain,
     userspace,
+    rootfs,
     variantDir,
     kbuildDir,
     vmlinux: join(kbuildDir, 'vmlinux'),

@@ -42,6 +42,18 @@ export function jobs(): number {
 }
 
 /**
+ * The environment of a kernel build. KBUILD_BUILD_TIMESTAMP is pinned
+ * (to SOURCE_DATE_EPOCH when set, else the epoch) unless given: usr/
+ * passes it to gen_init_cpio as the mtime of every initramfs entry, so the
+ * embedded cpio (and the version banner) depend only on the inputs.
+ */
+export function kernelEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (env.KBUILD_BUILD_TIMESTAMP !== undefined && env.KBUILD_BUILD_TIMESTAMP !== '') return env;
+  const epoch = env.SOURCE_DATE_EPOCH !== undefined && /^\d+$/.test(env.SOURCE_DATE_EPOCH) ? env.SOURCE_DATE_EPOCH : '0';
+  return { ...env, KBUILD_BUILD_TIMESTAMP: `@${epoch}` };
+}
+
+/**
  * Run make for the kernel. Everything make prints goes to ctx.kernelLog;
  * onProgress gets the current kbuild step. A failure throws an XipError
  * naming the log with its last lines.
@@ -53,6 +65,7 @@ export async function makeKernel(
 ): Promise<void> {
   await run('make', [...makeVars(ctx, srcTree), `-j${jobs()}`, ...kernelTargets(ctx)], {
     log: ctx.kernelLog,
+    env: kernelEnv(),
     what: `kernel build (${ctx.variant}, ${ctx.toolchain})`,
     tailLines: 40,
     onLine: (line) => {

@@ -6,6 +6,7 @@ import type { Hasher } from '../stamp.ts';
 import { buildInit } from './init.ts';
 import { minimalInitramfs, type InitramfsEntry } from './initramfs.ts';
 import { stressProfile } from './stress.ts';
+import { rootfsProfile, routerProfile } from './router.ts';
 
 /**
  * A userspace profile: what goes into the initramfs embedded in the kernel,
@@ -46,7 +47,7 @@ export const initProfile: UserspaceProfile = {
 };
 
 /** Every profile, by name. A new profile is one file and one entry here. */
-const PROFILES = new Map<string, UserspaceProfile>([initProfile, stressProfile].map((p) => [p.name, p]));
+const PROFILES = new Map<string, UserspaceProfile>([initProfile, stressProfile, routerProfile, rootfsProfile].map((p) => [p.name, p]));
 
 export function profileNames(): string[] {
   return [...PROFILES.keys()];

@@ -1,0 +1,136 @@
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import type { BuildContext } from '../context.ts';
+import { badInput } from '../errors.ts';
+import { writeFileAtomic } from '../fsutil.ts';
+import { info } from '../log.ts';
+import type { Hasher } from '../stamp.ts';
+import { busyboxKey, configFragmentPath, ensureBusybox, lwrtDir, pinPath, type BusyboxInfo } from './busybox.ts';
+import type { UserspaceProfile } from './profiles.ts';
+import { rootfsEntries, rootfsListing } from './rootfs.ts';
+
+/**
+ * Two userspace profiles of the router config:
+ *  - 'router' (its default): busybox built from Debian's source package
+ *    (src/userspace/busybox.ts) plus our scripts in userspace/lwrt/rootfs/
+ *    (init, udhcpc event script, httpd status and power-off CGIs), staged
+ *    as a directory and embedded like any staged rootfs;
+ *  - 'rootfs': any directory the user staged (LWRT_ROOTFS=DIR, --lwrt-rootfs).
+ */
+
+/** What the router's console prints on a good boot, in order. */
+export const ROUTER_MARKERS: readonly string[] = ['Linux version', 'Memory:', 'Freeing unused kernel', 'LWRT-READY', 'LWRT-POWEROFF'];
+
+/** The kernel's own markers: all a boot of an arbitrary staged rootfs can be judged by. */
+export const KERNEL_MARKERS: readonly string[] = ['Linux version', 'Memory:', 'Freeing unused kernel'];
+
+/** Directories every router rootfs has (mount points and applet homes). */
+const ROUTER_DIRS = ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'etc', 'var', 'root'];
+
+export function overlayDir(repo: string): string {
+  return join(lwrtDir(repo), 'rootfs');
+}
+
+/** Copy a tree (dirs, files with their modes, symlinks as they are) into dest. */
+export function copyTree(src: string, dest: string): void {
+  mkdirSync(dest, { recursive: true });
+  for (const name of readdirSync(src).sort()) {
+    const s = join(src, name);
+    const d = join(dest, name);
+    const st = lstatSync(s);
+    if (st.isSymbolicLink()) symlinkSync(readlinkSync(s), d);
+    else if (st.isDirectory()) {
+      copyTree(s, d);
+      chmodSync(d, st.mode & 0o7777);
+    } else if (st.isFile()) {
+      copyFileSync(s, d);
+      chmodSync(d, st.mode & 0o7777);
+    } else throw badInput(`${s}: only directories, files and symlinks belong in ${relative(process.cwd(), src) || src}`);
+  }
+}
+
+/** Stage the router rootfs in dir (replaced whole): busybox, its applet links, our overlay. */
+export function stageRouterRootfs(dir: string, busybox: string, bb: BusyboxInfo, overlay: string): void {
+  const tmp = `${dir}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    for (const d of ROUTER_DIRS) mkdirSync(join(tmp, d), { recursive: true });
+    copyFileSync(busybox, join(tmp, 'bin', 'busybox'));
+    chmodSync(join(tmp, 'bin', 'busybox'), 0o755);
+    for (const a of bb.applets) {
+      const rel = a.replace(/^\/+/, '');
+      if (rel === 'bin/busybox') continue;
+      mkdirSync(join(tmp, dirname(rel)), { recursive: true });
+      symlinkSync('/bin/busybox', join(tmp, rel));
+    }
+    copyTree(overlay, tmp);
+    const release = [
+      'NAME=LWRT',
+      `BUSYBOX_VERSION=${bb.version}`,
+      `BUSYBOX_DEBIAN_SOURCE="${bb.source.package} ${bb.source.version}"`,
+      `BUSYBOX_SHA256=${bb.sha256}`,
+      `LIBC="${bb.libc.package}:${bb.libc.arch} ${bb.libc.version}"`,
+      '',
+    ].join('\n');
+    writeFileAtomic(join(tmp, 'etc', 'lwrt-release'), release);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export const routerProfile: UserspaceProfile = {
+  name: 'router',
+  description: 'LWRT router: busybox (Debian source, musl, static) + userspace/lwrt/rootfs: DHCP, httpd status page, power-off over HTTP',
+  inputs(h: Hasher, ctx: BuildContext) {
+    h.value('busybox-key', busyboxKey(ctx.repo, ctx.board.crossCompile, ctx.board.cpuFlags));
+    h.file('busybox.json', pinPath(ctx.repo));
+    h.file('busybox.config', configFragmentPath(ctx.repo));
+    h.tree('userspace/lwrt/rootfs', overlayDir(ctx.repo));
+    h.value('rootfs-listing', rootfsListing(rootfsEntries(overlayDir(ctx.repo), { what: 'userspace/lwrt/rootfs' })));
+    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
+  },
+  async build(ctx, dir) {
+    const bb = await ensureBusybox(ctx);
+    const staged = join(dir, 'rootfs');
+    stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
+    writeFileAtomic(join(dir, 'busybox.json'), `${JSON.stringify(bb.info, null, 2)}\n`);
+    info(`busybox ${bb.info.version} from Debian source ${bb.info.source.version}: ${bb.info.size} bytes, sha256 ${bb.info.sha256}`);
+    return rootfsEntries(staged, { what: 'router rootfs' });
+  },
+  markers: ROUTER_MARKERS,
+  bootTimeoutMs: 120_000,
+};
+
+/** The directory of the 'rootfs' profile: ctx.rootfs (LWRT_ROOTFS / --lwrt-rootfs). */
+export function stagedRootfsDir(ctx: BuildContext): string {
+  const dir = ctx.rootfs;
+  if (dir === undefined) {
+    throw badInput(`userspace 'rootfs' embeds a staged directory: give it with LWRT_ROOTFS=DIR (or --lwrt-rootfs DIR)`);
+  }
+  return dir;
+}
+
+export const rootfsProfile: UserspaceProfile = {
+  name: 'rootfs',
+  description: 'any staged rootfs directory (LWRT_ROOTFS=DIR): dirs, files with modes, symlinks, plus /dev/console and /dev/null',
+  inputs(h, ctx) {
+    const dir = stagedRootfsDir(ctx);
+    // Names, types, full modes and link targets (this also checks the tree), then contents.
+    h.value('rootfs-listing', rootfsListing(rootfsEntries(dir)));
+    h.tree('rootfs', dir);
+    h.value('rootfs-dir', dir);
+    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
+  },
+  async build(ctx) {
+    const dir = stagedRootfsDir(ctx);
+    const entries = rootfsEntries(dir);
+    if (!existsSync(join(dir, 'init'))) {
+      info(`note: ${dir} has no /init: the kernel will look for /sbin/init, /etc/init, /bin/init, /bin/sh`);
+    }
+    return entries;
+  },
+  markers: KERNEL_MARKERS,
+};

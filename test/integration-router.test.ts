@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { mergeEnv } from '../src/cli.ts';
+import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
+import { flashBudget } from '../src/image/layout.ts';
+import { readImageReport } from '../src/image/stage.ts';
+import { run } from '../src/proc.ts';
+import { parseMemoryLine } from '../src/qemu/markers.ts';
+import { qemuArgs } from '../src/qemu/runner.ts';
+import { ROUTER_MARKERS } from '../src/userspace/router.ts';
+import { bootRouter, builtKernelRelease, routerNicArgs } from '../src/userspace/routerboot.ts';
+
+/**
+ * The router image (lwrt_qemu_malta_defconfig, userspace 'router') built
+ * through the CLI, then booted from its flash image alone with user
+ * networking: the guest gets its address by DHCP, the host fetches the
+ * status page over a forwarded loopback port, checks that it shows the
+ * guest's own kernel release and memory, and powers the guest off over
+ * HTTP; QEMU must exit 0. Both at the default RAM and at 16 MiB.
+ */
+const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+const config = 'lwrt_qemu_malta_defconfig';
+const ctx = makeContext({ config, variant: 'xip', toolchain });
+
+async function cli(args: string[], timeoutMs: number) {
+  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), '--config', config, '--toolchain', toolchain, '--variant', 'xip', ...args], {
+    allowFailure: true,
+    timeoutMs,
+    tailLines: 60,
+    onLine: (l) => process.stderr.write(`    ${l}\n`),
+  });
+  return { code: r.code, out: r.tail.join('\n') };
+}
+
+describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, () => {
+  it('builds the router kernel and its image; the image fits the flash budget and carries the initramfs', async () => {
+    let r = await cli(['build'], 80 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    r = await cli(['image'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    assert.ok(existsSync(ctx.imagePath));
+    const report = readImageReport(ctx);
+    assert.ok(report, 'image report');
+    assert.ok(report.size <= flashBudget(ctx.board), `${report.size} bytes over the budget`);
+    const names = report.layout.regions.map((x) => x.name);
+    for (const n of ['boot shim', 'kernel text', 'rodata + tables', 'initramfs', 'data image (to RAM)']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    const rd = report.layout.regions.find((x) => x.name === 'initramfs')!;
+    assert.ok(rd.size > 100 * 1024, `initramfs of ${rd.size} bytes is too small to hold busybox`);
+    const cfg = readFileSync(ctx.dotConfig, 'utf8');
+    for (const s of ['XIP_KERNEL', 'NET', 'PACKET', 'UNIX', 'INET', 'PCNET32', 'PROC_FS', 'SYSFS', 'TMPFS', 'DEVTMPFS', 'RD_GZIP', 'INITRAMFS_COMPRESSION_GZIP', 'MIPS_FP_SUPPORT']) {
+      assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
+    }
+    const bb = JSON.parse(readFileSync(join(ctx.variantDir, 'userspace', 'busybox.json'), 'utf8')) as { version: string; sha256: string };
+    assert.match(bb.sha256, /^[0-9a-f]{64}$/);
+  });
+
+  it('boots with only -bios and the router NIC', () => {
+    const args = qemuArgs({ board: ctx.board, variant: 'xip', bios: ctx.imagePath, memMiB: 16, log: '/dev/null', extraArgs: routerNicArgs(8080) });
+    assert.ok(args.includes('-bios'));
+    for (const forbidden of ['-kernel', '-initrd', '-append']) assert.ok(!args.includes(forbidden), forbidden);
+    const nic = args[args.indexOf('-nic') + 1]!;
+    assert.match(nic, /^user,model=pcnet,restrict=on,hostfwd=tcp:127\.0\.0\.1:8080-:80$/);
+  });
+
+  for (const mem of [ctx.board.qemu.defaultMemMiB, 16]) {
+    it(`at -m ${mem}M: DHCP, status page over the forward shows this kernel and its memory, power-off over HTTP, QEMU exit 0`, async (t) => {
+      assert.ok(existsSync(ctx.imagePath), 'built by the first test');
+      const release = builtKernelRelease(ctx);
+      const r = await bootRouter(ctx, { memMiB: mem, timeoutMs: 150_000 });
+      const why = `log ${r.boot.log}\n${(r.boot.tail ?? []).join('\n')}`;
+      assert.equal(r.error, undefined, `${r.error}\n${why}`);
+      assert.ok(r.ready, why);
+      assert.equal(r.status?.status, 200, why);
+      const page = r.page!;
+      assert.equal(page.kernelRelease, release, 'uname -r of the guest is the release this build recorded');
+      assert.equal(page.machine, 'mips');
+      assert.ok(page.memTotalKiB !== undefined && page.memTotalKiB > 0 && page.memTotalKiB <= mem * 1024, `MemTotal ${page.memTotalKiB} kB with ${mem} MiB`);
+      assert.ok(page.memFreeKiB !== undefined && page.memFreeKiB > 0 && page.memFreeKiB <= page.memTotalKiB, `MemFree ${page.memFreeKiB}`);
+      assert.ok(page.memAvailableKiB !== undefined && page.memAvailableKiB <= page.memTotalKiB, `MemAvailable ${page.memAvailableKiB}`);
+      assert.ok(page.uptimeSeconds !== undefined && page.uptimeSeconds > 0, `uptime ${page.uptimeSeconds}`);
+      assert.match(page.addresses, /inet 10\.0\.2\.15\/24/, 'the DHCP address on eth0');
+      assert.match(page.routes, /default via 10\.0\.2\.2/, 'the DHCP router as default route');
+      assert.equal(r.poweroff?.status, 200, why);
+      assert.deepEqual(r.boot.markersSeen, [...ROUTER_MARKERS], why);
+      assert.equal(r.boot.failure, undefined, JSON.stringify(r.boot.failure));
+      assert.equal(r.boot.exitCode, 0);
+      assert.equal(r.boot.ok, true);
+      const m = parseMemoryLine(r.boot.memoryLine ?? '');
+      assert.ok(m, 'Memory: line');
+      assert.equal(m.totalKiB, mem * 1024, r.boot.memoryLine);
+      t.diagnostic(`-m ${mem}M: ${r.boot.memoryLine}; guest MemTotal ${page.memTotalKiB} kB, MemAvailable ${page.memAvailableKiB} kB`);
+    });
+  }
+});
