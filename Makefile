@@ -17,7 +17,7 @@ XIP  := $(NODE) bin/xip.mjs
 NODE_STAMP := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel image verify boot test run soak clean distclean help check-deps
+.PHONY: all deps source kernel image verify boot test run soak bench clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -60,6 +60,11 @@ test: $(NODE_STAMP) ## build the XIP kernel and image, then run the whole test s
 	@rc=0; { $(XIP) --variant xip build && $(XIP) --variant xip image; } || rc=$$?; \
 	$(NODE) --import tsx --test --test-reporter=spec test/*.test.ts || exit $$?; \
 	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc
+
+# Slow (several minutes per config; the build timing does a clean build in a
+# fresh clone): not part of make test. BENCH_BUILD_TIME=0 skips the build timing.
+bench: $(NODE_STAMP) ## measure XIP against stock (minimal + router configs): bench/results-*.json and the README results
+	$(XIP) bench $(if $(filter 0 no false,$(BENCH_BUILD_TIME)),--no-build-time)
 
 clean: ## remove the kernel builds and images (keeps the prepared kernel source)
 	@[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name src ! -name .xip-hashcache.json -exec rm -rf {} +

@@ -192,6 +192,57 @@ export function buildProgram(): Command {
   bootCommand('run', true, 'boot in QEMU interactively (Ctrl-A X quits)');
 
   program
+    .command('measure')
+    .description('measure XIP against stock of the same config: RAM, minimum RAM, boot instructions, flash, build time')
+    .option('--sizes <MiB,...>', 'RAM sizes for the Memory: line (default 8,16,256; "none" to skip)')
+    .option('--no-min-ram', 'skip the minimum-RAM bisection')
+    .option('--no-boot-cost', 'skip the guest instruction counts')
+    .option('--build-time', 'also time a clean build in a fresh clone and a no-op make (slow)')
+    .option('--runs <n>', 'runs of each instruction count (default 2)')
+    .option('--save', 'write bench/results-<config>.json')
+    .option('--json', 'print every number as JSON')
+    .action(async (o: { sizes?: string; minRam?: boolean; bootCost?: boolean; buildTime?: boolean; runs?: string; save?: boolean; json?: boolean }) => {
+      const g = globals();
+      const { measure, resultsPath, saveResults } = await import('./measure/index.ts');
+      const { formatResults } = await import('./report/format.ts');
+      const sizes =
+        o.sizes === undefined ? undefined : o.sizes === 'none' ? [] : o.sizes.split(',').map((s) => parseMem(s));
+      const runs = o.runs === undefined ? undefined : Number(o.runs);
+      if (runs !== undefined && (!Number.isInteger(runs) || runs < 1)) throw badInput(`--runs '${o.runs}': give a whole number >= 1`);
+      const r = await measure({ ...g, sizes, minRam: o.minRam, bootCost: o.bootCost, buildTime: o.buildTime, runs });
+      if (o.save) {
+        const p = resultsPath(contextFrom(g).repo, r.config);
+        saveResults(r, p);
+        info(`results: ${p}`);
+      }
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatResults(r)}\n`);
+    });
+
+  program
+    .command('bench')
+    .description('make bench: build and measure the minimal and router configs, write bench/results-*.json and the README section')
+    .option('--no-build-time', 'skip the (slow) clean and no-op build timing')
+    .action(async (o: { buildTime?: boolean }) => {
+      const g = globals();
+      const { bench } = await import('./measure/bench.ts');
+      const r = await bench({ board: g.board, toolchain: g.toolchain, buildDir: g.buildDir, buildTime: o.buildTime });
+      if (r.failed.length > 0) {
+        throw new XipError(`bench: ${r.failed.length} config(s) failed`, { details: r.failed });
+      }
+    });
+
+  program
+    .command('report')
+    .description('rewrite the README results section (between <!-- bench:begin/end -->) from bench/results-*.json')
+    .option('--missing <text...>', 'note a config that was not measured, and why')
+    .action(async (o: { missing?: string[] }) => {
+      const g = globals();
+      const { updateReadme } = await import('./report/readme.ts');
+      const u = updateReadme(contextFrom(g).repo, { missing: o.missing });
+      info(`${u.path}: ${u.changed ? 'results section rewritten' : 'results section already up to date'} from ${u.files.length} results file(s)`);
+    });
+
+  program
     .command('soak')
     .description('boot the XIP flash image N times in a row; report failures and the boot-time spread')
     .option('--count <n>', 'number of boots (default 50)')

@@ -1,0 +1,202 @@
+import { connect, type Socket } from 'node:net';
+import { XipError } from '../errors.ts';
+
+/**
+ * A very small GDB remote-serial-protocol client: enough to stop QEMU at
+ * breakpoints (Z0), continue, read a register and write a word of memory.
+ * Packets are `$payload#checksum`; every packet is acknowledged with '+'.
+ * QEMU's gdbstub replies to `c` only when the guest stops (a `T05...` or
+ * `S05` stop reply), which may be many seconds later.
+ */
+
+/** Frame a payload as a packet: `$payload#xx` (xx = payload bytes summed mod 256, two hex digits). */
+export function framePacket(payload: string): string {
+  let sum = 0;
+  for (const b of Buffer.from(payload, 'latin1')) sum = (sum + b) & 0xff;
+  return `$${payload}#${sum.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * Split a received stream into packets. Returns the payloads found and the
+ * unconsumed rest. Acks ('+', '-') between packets are dropped; a packet
+ * with a wrong checksum throws.
+ */
+export function parsePackets(buf: string): { packets: string[]; rest: string } {
+  const packets: string[] = [];
+  let i = 0;
+  for (;;) {
+    while (i < buf.length && buf[i] !== '$') i++;
+    if (i >= buf.length) return { packets, rest: '' };
+    const hash = buf.indexOf('#', i);
+    if (hash < 0 || hash + 2 >= buf.length) return { packets, rest: buf.slice(i) };
+    const payload = buf.slice(i + 1, hash);
+    const sum = Number.parseInt(buf.slice(hash + 1, hash + 3), 16);
+    if (framePacket(payload).slice(-2) !== buf.slice(hash + 1, hash + 3) || Number.isNaN(sum)) {
+      throw new XipError(`gdbstub: packet with a bad checksum: ${buf.slice(i, hash + 3).slice(0, 80)}`);
+    }
+    packets.push(payload);
+    i = hash + 3;
+  }
+}
+
+/** A 32-bit word as the target sends it in a register/memory reply (target byte order, hex). */
+export function decodeWord(hex: string, endian: 'little' | 'big'): number {
+  if (!/^[0-9a-fA-F]{8}/.test(hex)) throw new XipError(`gdbstub: not a 32-bit register value: '${hex.slice(0, 20)}'`);
+  const b = Buffer.from(hex.slice(0, 8), 'hex');
+  return endian === 'little' ? b.readUInt32LE(0) : b.readUInt32BE(0);
+}
+
+export function encodeWord(v: number, endian: 'little' | 'big'): string {
+  const b = Buffer.alloc(4);
+  if (endian === 'little') b.writeUInt32LE(v >>> 0, 0);
+  else b.writeUInt32BE(v >>> 0, 0);
+  return b.toString('hex');
+}
+
+/** A stop reply: S/T (signal, e.g. T05 at a breakpoint) or W/X (the target ended). */
+export function isStopReply(p: string): boolean {
+  return /^[STWX][0-9a-fA-F]{2}/.test(p);
+}
+
+export class GdbClient {
+  private sock: Socket;
+  private buf = '';
+  private queue: string[] = [];
+  private waiters: ((p: string) => void)[] = [];
+  private closedError: Error | undefined;
+
+  private constructor(sock: Socket) {
+    this.sock = sock;
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => this.onData(d));
+    sock.on('close', () => this.fail(new XipError('gdbstub: QEMU closed the connection')));
+    sock.on('error', (e) => this.fail(new XipError(`gdbstub: ${e.message}`)));
+  }
+
+  /** Connect to a gdbstub listening on a unix socket path or host:port. */
+  static async connect(where: { path: string } | { host: string; port: number }, timeoutMs = 10_000): Promise<GdbClient> {
+    const deadline = Date.now() + timeoutMs;
+    let last: Error | undefined;
+    while (Date.now() < deadline) {
+      try {
+        const sock = await new Promise<Socket>((resolve, reject) => {
+          const s = 'path' in where ? connect(where.path) : connect(where.port, where.host);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+        return new GdbClient(sock);
+      } catch (e) {
+        last = e as Error;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    throw new XipError(`gdbstub: could not connect to QEMU within ${timeoutMs} ms: ${last?.message ?? 'no answer'}`);
+  }
+
+  private onData(d: string): void {
+    this.buf += d;
+    const { packets, rest } = parsePackets(this.buf);
+    this.buf = rest;
+    for (const p of packets) {
+      this.sock.write('+');
+      // Console output forwarded by the stub is not an answer.
+      if (p.startsWith('O') && p !== 'OK' && /^O[0-9a-fA-F]+$/.test(p)) continue;
+      const w = this.waiters.shift();
+      if (w) w(p);
+      else this.queue.push(p);
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.closedError) return;
+    this.closedError = e;
+    for (const w of this.waiters.splice(0)) w(`\u0000${e.message}`);
+  }
+
+  private next(timeoutMs: number): Promise<string> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              const i = this.waiters.indexOf(w);
+              if (i >= 0) this.waiters.splice(i, 1);
+              reject(new XipError(`gdbstub: no reply within ${Math.round(timeoutMs / 1000)} s`));
+            }, timeoutMs)
+          : undefined;
+      const w = (p: string) => {
+        if (timer) clearTimeout(timer);
+        if (p.startsWith('\u0000')) reject(new XipError(p.slice(1)));
+        else resolve(p);
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** Send a command and return its reply payload. */
+  async request(payload: string, timeoutMs = 10_000): Promise<string> {
+    if (this.closedError) throw this.closedError;
+    this.sock.write(framePacket(payload));
+    return this.next(timeoutMs);
+  }
+
+  private async ok(payload: string): Promise<void> {
+    const r = await this.request(payload);
+    if (r !== 'OK') throw new XipError(`gdbstub: '${payload}' answered '${r || '(empty: not supported)'}'`);
+  }
+
+  /** The stop reason (sent first, right after connecting to a halted QEMU). */
+  async haltReason(): Promise<string> {
+    return this.request('?');
+  }
+
+  async setBreakpoint(addr: number): Promise<void> {
+    await this.ok(`Z0,${(addr >>> 0).toString(16)},4`);
+  }
+
+  async clearBreakpoint(addr: number): Promise<void> {
+    await this.ok(`z0,${(addr >>> 0).toString(16)},4`);
+  }
+
+  /** Continue and wait (up to timeoutMs; 0: forever) for the guest to stop. Returns the stop reply. */
+  async cont(timeoutMs: number): Promise<string> {
+    const r = await this.request('c', timeoutMs);
+    if (!isStopReply(r)) throw new XipError(`gdbstub: unexpected reply to continue: '${r.slice(0, 60)}'`);
+    if (r.startsWith('W') || r.startsWith('X')) throw new XipError(`gdbstub: the guest ended before the breakpoint (${r})`);
+    return r;
+  }
+
+  /**
+   * Read register n (GDB's MIPS numbering: 0-31 GPRs, 37 PC). Through 'g'
+   * (all registers): QEMU answers 'p' only to clients that fetched its
+   * target description first.
+   */
+  async readRegister(n: number, endian: 'little' | 'big'): Promise<number> {
+    const r = await this.request('g');
+    if (r.startsWith('E') || r.length < (n + 1) * 8) throw new XipError(`gdbstub: reading register ${n} failed (${r.slice(0, 20) || 'not supported'})`);
+    return decodeWord(r.slice(n * 8, n * 8 + 8), endian);
+  }
+
+  /** Write register n through 'G' (all registers), for the same reason as readRegister. */
+  async writeRegister(n: number, value: number, endian: 'little' | 'big'): Promise<void> {
+    const r = await this.request('g');
+    if (r.startsWith('E') || r.length < (n + 1) * 8) throw new XipError(`gdbstub: reading the registers failed (${r.slice(0, 20) || 'not supported'})`);
+    await this.ok(`G${r.slice(0, n * 8)}${encodeWord(value, endian)}${r.slice(n * 8 + 8)}`);
+  }
+
+  async writeWord(addr: number, value: number, endian: 'little' | 'big'): Promise<void> {
+    await this.ok(`M${(addr >>> 0).toString(16)},4:${encodeWord(value, endian)}`);
+  }
+
+  async readWord(addr: number, endian: 'little' | 'big'): Promise<number> {
+    const r = await this.request(`m${(addr >>> 0).toString(16)},4`);
+    if (r.startsWith('E') || r === '') throw new XipError(`gdbstub: reading memory at 0x${addr.toString(16)} failed (${r})`);
+    return decodeWord(r, endian);
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
