@@ -151,6 +151,7 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
     qemuEnded = true;
     return r;
   });
+  const counts: Record<string, number> = {};
   let gdb: GdbClient | undefined;
   let qmp: QmpClient | undefined;
   try {
@@ -158,7 +159,6 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
     qmp = await QmpClient.connect(qmpSock);
     await gdb.haltReason();
     const bps = new Map<number, string>();
-    const counts: Record<string, number> = {};
     const add = async (addr: number | undefined, name: string) => {
       if (addr === undefined || bps.has(addr)) return;
       await gdb!.setBreakpoint(addr);
@@ -200,6 +200,13 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
     if (counts.init !== undefined) out.toPid1 = counts.init;
     return out;
   } catch (e) {
+    // /init's entry never reached (PID 1 is not that program, e.g. a script): keep what was counted.
+    const initOnly = o.initEntry !== undefined && counts.run_init_process !== undefined && counts.init === undefined;
+    // The gdb connection may close a moment before QEMU's exit is seen.
+    if (initOnly) await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
+    if (initOnly && counts.start_kernel !== undefined && qemuEnded) {
+      return { toStartKernel: counts.start_kernel, toRunInit: counts.run_init_process };
+    }
     if (qemuEnded) {
       const r = await ended;
       throw new XipError(`QEMU ended before the measurement finished (exit ${r.code}); log ${o.log}`, {

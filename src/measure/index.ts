@@ -307,7 +307,7 @@ export async function measure(o: MeasureOptions): Promise<Results> {
       const res = await findMinRam(
         async (k): Promise<Attempt> => {
           const log = join(dir, `minram-${ctx.variant}-${k}K.log`);
-          const b = await bootAtKiB(ctx, k, log, o.minRamTimeoutMs ?? 30_000);
+          const b = await bootAtKiB(ctx, k, log, o.minRamTimeoutMs ?? getProfile(ctx.userspace).bootTimeoutMs ?? 30_000);
           return { kib: k, ok: b.ok, failure: b.failure, memoryLine: b.memoryLine, log };
         },
         { loMiB: 0, hiMiB: 16, stepKiB: 64, onAttempt: (a) => info(`  ${ctx.variant} -m ${a.kib}K: ${a.ok ? 'boots' : `fails (${a.failure?.kind}: ${a.failure?.line})`}`) },
