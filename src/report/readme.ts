@@ -45,7 +45,7 @@ function spentOn(r: Results): string[] {
     if (!a) continue;
     out.push(
       `- ${v} at ${m.minKiB} KiB: ${a.availableKiB} KiB free for the page allocator at mem_init; ${a.reservedKiB} KiB reserved = ` +
-        `${a.belowKernelKiB} KiB below the kernel's link address (0x80100000: exception vectors and the firmware area malta never hands out) + ` +
+        `${a.belowKernelKiB} KiB below the kernel's link address 0x80100000 (malta.dts /memreserve/s it all: YAMON's exception vectors and work area 0-0xf0000, the PIIX4 ISA window 0xf0000-0x100000) + ` +
         `${a.kernelImageKiB} KiB kernel RAM image (${v === 'xip' ? '_sdata.._end: data, init data, bss' : '_text.._end: text, rodata, data, init, bss'}) + ` +
         `${a.hashTablesKiB} KiB early hash tables (dentry, inode) + ${a.otherReservedKiB} KiB other memblock allocations ` +
         `(struct pages, ${r.ram?.reservedPerPageBytes[v]?.toFixed(0) ?? '?'} B per 4 KiB page by the growth of reserved with RAM; page tables, percpu areas, the log buffer, unflattened device tree).`,
