@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { makeContext, type BuildContext, type ContextOptions } from './context.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { info, setVerbose } from './log.ts';
-import { killAllChildren } from './proc.ts';
+import { killAllChildren, stopAllChildren } from './proc.ts';
 
 /**
  * The `xip` command: argument parsing only. Every command is a function in
@@ -244,7 +244,7 @@ export function buildProgram(): Command {
 
   program
     .command('soak')
-    .description('boot the XIP flash image N times in a row; report failures and the boot-time spread')
+    .description('boot the XIP image N times; report failures and boot-time spread')
     .option('--count <n>', 'number of boots (default 50)')
     .option('--mem <MiB>', 'guest RAM (default: the board default)')
     .option('--timeout <seconds>', 'fail a boot after this long (default 60)')
@@ -267,15 +267,24 @@ export function buildProgram(): Command {
 
 let exitCode: number = EXIT.ok;
 let signalsInstalled = false;
+/** Set on SIGINT/SIGTERM: the failures of the children being stopped are not errors to report. */
+let interrupted = false;
 
 function installSignalHandlers(): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
+  let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
+      // A second signal while the children are being stopped: stop at once.
+      if (stopping) {
+        killAllChildren();
+        process.exit(EXIT.interrupted);
+      }
+      stopping = true;
+      interrupted = true;
       process.stderr.write(`\nxip: interrupted (${sig}); stopping child processes\n`);
-      killAllChildren();
-      process.exit(EXIT.interrupted);
+      void stopAllChildren().finally(() => process.exit(EXIT.interrupted));
     });
   }
 }
@@ -303,6 +312,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (err) {
+    if (interrupted) return EXIT.interrupted;
     if (err instanceof CommanderError) {
       // Help and version print and exit 0; usage errors were printed by commander.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {

@@ -152,6 +152,10 @@ export async function kernelStage(
       }
       if (await seedKbuild(ctx, src.originHash)) s.update('seeded from the default userspace build: relinking');
       mkdirSync(ctx.kbuildDir, { recursive: true });
+      // The stamp is gone while this runs; the outputs go too, so a build
+      // that is interrupted or fails leaves no vmlinux that the next make
+      // could take as up to date (it relinks).
+      for (const out of kernelOutputs(ctx)) if (out !== ctx.dotConfig) rmSync(out, { force: true });
       writeFileSync(ctx.kernelLog, '');
       s.update('configuring');
       await configure(ctx, tree, defconfig, u.list);
@@ -228,6 +232,8 @@ export interface BuildResult {
 
 /** source -> userspace -> kernel for ctx. */
 export async function build(ctx: BuildContext, o: BuildOptions = {}): Promise<BuildResult> {
+  // A missing defconfig is refused before any work (not after unpacking the source).
+  defconfigPath(ctx);
   const cache = hashCache(ctx);
   const source = await sourceStage(ctx, o, cache);
   await userspaceStage(ctx, o, cache);

@@ -59,6 +59,19 @@ export function killAllChildren(): void {
   }
 }
 
+/**
+ * Stop every running child for an interrupted toolkit: SIGTERM to each
+ * process group first, so that make deletes the target it was writing
+ * (no half-written vmlinux or object survives for the next run to take as
+ * built), then SIGKILL whatever is still there after graceMs.
+ */
+export async function stopAllChildren(graceMs = KILL_GRACE_MS): Promise<void> {
+  for (const child of live) signalGroup(child.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  killAllChildren();
+}
+
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const start = Date.now();
   const what = opts.what ?? `${cmd} ${args.slice(0, 3).join(' ')}`.trim();

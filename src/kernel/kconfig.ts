@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext, Variant } from '../context.ts';
-import { EXIT, XipError } from '../errors.ts';
+import { EXIT, XipError, badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { warn } from '../log.ts';
 import { run } from '../proc.ts';
@@ -76,6 +76,30 @@ export function checkVariant(final: Map<string, string>, variant: Variant, sourc
   }
 }
 
+/**
+ * A defconfig line that kconfig would misread or silently drop is bad input:
+ * one line naming the file, the line number and the fix. Blank lines,
+ * comments, CONFIG_FOO=<y|m|n|number|0xhex|"string"> and
+ * '# CONFIG_FOO is not set' are the lines a defconfig holds.
+ */
+export function checkDefconfigText(text: string, file: string): void {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || /^# CONFIG_[A-Za-z0-9_]+ is not set$/.test(line)) continue;
+    if (line.startsWith('#') && !/^#\s*CONFIG_/.test(line)) continue;
+    const m = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/.exec(line);
+    if (!m) {
+      throw badInput(
+        `${file}:${i + 1}: '${line}' is not a defconfig line (CONFIG_FOO=y, =n, =123, ="text", or '# CONFIG_FOO is not set'): fix or remove it`,
+      );
+    }
+    if (!/^(y|m|n|-?\d+|0x[0-9a-fA-F]+|"(?:[^"\\]|\\.)*")$/.test(m[2]!)) {
+      throw badInput(`${file}:${i + 1}: CONFIG_${m[1]}=${m[2]} is not a Kconfig value (y, m, n, a number, 0x-hex or a "quoted string"): fix it`);
+    }
+  }
+}
+
 export interface ConfigResult {
   changed: boolean;
   dropped: string[];
@@ -92,7 +116,9 @@ export async function configure(
   defconfigFile: string,
   initramfsList: string,
 ): Promise<ConfigResult> {
-  const input = renderConfigInput(readFileSync(defconfigFile, 'utf8'), ctx.variant, initramfsList);
+  const defconfigText = readFileSync(defconfigFile, 'utf8');
+  checkDefconfigText(defconfigText, defconfigFile);
+  const input = renderConfigInput(defconfigText, ctx.variant, initramfsList);
   const inputPath = join(ctx.kbuildDir, 'xip-config.in');
   const previous = existsSync(inputPath) ? readFileSync(inputPath, 'utf8') : undefined;
   const inputMap = parseConfig(input);
