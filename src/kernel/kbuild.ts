@@ -43,14 +43,16 @@ export function jobs(): number {
 
 /**
  * The environment of a kernel build. KBUILD_BUILD_TIMESTAMP is pinned
- * (to SOURCE_DATE_EPOCH when set, else the epoch) unless given: usr/
+ * (to SOURCE_DATE_EPOCH when set, else 1970-01-01 00:00:00 UTC) unless given: usr/
  * passes it to gen_init_cpio as the mtime of every initramfs entry, so the
  * embedded cpio (and the version banner) depend only on the inputs.
  */
 export function kernelEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   if (env.KBUILD_BUILD_TIMESTAMP !== undefined && env.KBUILD_BUILD_TIMESTAMP !== '') return env;
-  const epoch = env.SOURCE_DATE_EPOCH !== undefined && /^\d+$/.test(env.SOURCE_DATE_EPOCH) ? env.SOURCE_DATE_EPOCH : '0';
-  return { ...env, KBUILD_BUILD_TIMESTAMP: `@${epoch}` };
+  const epoch = env.SOURCE_DATE_EPOCH !== undefined && /^\d+$/.test(env.SOURCE_DATE_EPOCH) ? Number(env.SOURCE_DATE_EPOCH) : 0;
+  // The banner shows the text as it is; usr/ converts it with date -d.
+  const iso = new Date(epoch * 1000).toISOString();
+  return { ...env, KBUILD_BUILD_TIMESTAMP: `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC` };
 }
 
 /**
