@@ -220,12 +220,14 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('make bench: build and measure the minimal and router configs, write bench/results-*.json and the README section')
+    .description('make bench: build and measure the minimal and router configs (or --config), write bench/results-*.json and the README section')
     .option('--no-build-time', 'skip the (slow) clean and no-op build timing')
     .action(async (o: { buildTime?: boolean }) => {
       const g = globals();
       const { bench } = await import('./measure/bench.ts');
-      const r = await bench({ board: g.board, toolchain: g.toolchain, buildDir: g.buildDir, buildTime: o.buildTime });
+      // --config (or CONFIG=): only that config; the README section still covers every results file.
+      const configs = g.config ? [g.config.endsWith('_defconfig') ? g.config : `${g.config}_defconfig`] : undefined;
+      const r = await bench({ board: g.board, toolchain: g.toolchain, buildDir: g.buildDir, buildTime: o.buildTime, configs });
       if (r.failed.length > 0) {
         throw new XipError(`bench: ${r.failed.length} config(s) failed`, { details: r.failed });
       }
