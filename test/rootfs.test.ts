@@ -257,3 +257,43 @@ describe('determinism', () => {
     assert.ok(!ca.equals(await cpio(b, 'b2')));
   });
 });
+
+describe('LWRT_ROOTFS in the build context', () => {
+  it('selects the router config and the rootfs profile, with its own build directory', async () => {
+    const { makeContext } = await import('../src/context.ts');
+    const { mergeEnv } = await import('../src/cli.ts');
+    const d = fresh();
+    const ctx = makeContext({ rootfs: d });
+    assert.equal(ctx.config, 'lwrt_qemu_malta_defconfig');
+    assert.equal(ctx.userspace, 'rootfs');
+    assert.equal(ctx.rootfs, d);
+    assert.match(ctx.variantDir, /\/malta\/lwrt_qemu_malta\/xip-clang-rootfs$/);
+    assert.equal(makeContext({ config: 'lwrt_qemu_malta_defconfig' }).userspace, 'router');
+    assert.equal(makeContext({ rootfs: d, config: 'xip_qemu_malta_defconfig' }).config, 'xip_qemu_malta_defconfig');
+    assert.throws(() => makeContext({ rootfs: d, userspace: 'init' }), /LWRT_ROOTFS is embedded by the 'rootfs' userspace/);
+    assert.equal(mergeEnv({}, { LWRT_ROOTFS: d }).lwrtRootfs, d);
+    assert.equal(mergeEnv({ lwrtRootfs: '/x' }, { LWRT_ROOTFS: d }).lwrtRootfs, '/x');
+  });
+
+  it('the rootfs profile refuses to build without a directory, and its stamp input sees modes', async () => {
+    const { makeContext } = await import('../src/context.ts');
+    const { getProfile } = await import('../src/userspace/profiles.ts');
+    const { Hasher } = await import('../src/stamp.ts');
+    const p = getProfile('rootfs');
+    await assert.rejects(p.build(makeContext({ userspace: 'rootfs', config: 'lwrt_qemu_malta_defconfig' }), tmp), /LWRT_ROOTFS=DIR/);
+    const d = fresh();
+    stage(d);
+    const ctx = makeContext({ rootfs: d });
+    const digest = () => {
+      const h = new Hasher();
+      p.inputs(h, ctx);
+      return h.digest();
+    };
+    const before = digest();
+    assert.equal(digest(), before);
+    chmodSync(join(d, 'etc', 'shadow'), 0o640);
+    assert.notEqual(digest(), before, 'a mode change (no exec bit involved) changes the stamp');
+    const entries = await p.build(ctx, tmp);
+    assert.ok(entries.some((e) => e.name === '/dev/console'));
+  });
+});
