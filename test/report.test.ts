@@ -126,7 +126,7 @@ describe('tables', () => {
 describe('README section', () => {
   it('renders machine, tables, where the RAM goes, the method, and missing configs', () => {
     const s = renderSection([{ r: results(), file: 'bench/results-xip_qemu_malta.json' }], ['router config: no defconfig']);
-    assert.match(s, /^## Results/);
+    assert.match(s, /^### Results/);
     assert.match(s, /Test CPU, 2 cores/);
     assert.match(s, /QEMU emulator version 7\.2\.22/);
     assert.match(s, /xip at 2368 KiB: 292 KiB free .* 1024 KiB below the kernel's link address .* 728 KiB kernel RAM image/);
@@ -163,9 +163,9 @@ describe('README section', () => {
       const u = updateReadme(repo);
       assert.equal(u.changed, true);
       const text = readFileSync(join(repo, 'README.md'), 'utf8');
-      assert.ok(text.startsWith(`# R\n${BEGIN}\n## Results`));
+      assert.ok(text.startsWith(`# R\n${BEGIN}\n### Results`));
       assert.ok(text.endsWith(`${END}\ntail\n`));
-      assert.ok(text.indexOf('### xip_qemu_malta_defconfig') < text.indexOf('### lwrt_qemu_malta_defconfig'));
+      assert.ok(text.indexOf('#### xip_qemu_malta_defconfig') < text.indexOf('#### lwrt_qemu_malta_defconfig'));
       assert.equal(updateReadme(repo).changed, false);
       writeFileSync(join(repo, 'bench', 'results-bad.json'), '{"schema": 99}');
       assert.throws(() => readResults(join(repo, 'bench', 'results-bad.json')), /not a results file of this version/);
