@@ -139,6 +139,7 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
   debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
   const stopper = new AbortController();
   const timeoutMs = o.timeoutMs ?? 120_000;
+  rmSync(o.log, { force: true }); // proc.run appends: one run per log
   const qemu = run(o.board.qemu.binary, args, {
     log: o.log,
     timeoutMs,
