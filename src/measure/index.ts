@@ -8,6 +8,7 @@ import { imageReportPath, readImageReport } from '../image/stage.ts';
 import { info } from '../log.ts';
 import { boot, type BootResult } from '../qemu/runner.ts';
 import { getProfile } from '../userspace/profiles.ts';
+import { freeLoopbackPort, httpLoopback, routerNicArgs } from '../userspace/routerboot.ts';
 import { elfEntry, measureBootCost, type BootCost } from './bootcost.ts';
 import { measureBuildTimes, type BuildTimes } from './buildtime.ts';
 import { flashUseOf, type FlashUse } from './flash.ts';
@@ -176,7 +177,13 @@ export async function bootAtKiB(ctx: BuildContext, sizeKiB: number, log: string,
   if (!existsSync(file)) {
     throw badInput(`${file} not found: build it first (xip --config ${ctx.config} --variant ${ctx.variant} build${ctx.variant === 'xip' ? ' && xip image' : ''})`);
   }
-  return boot({
+  const extraArgs = sizeKiB % 1024 === 0 ? [] : ['-m', `${sizeKiB}K`];
+  // The router powers off when asked over HTTP (src/userspace/routerboot.ts): give it its NIC and ask.
+  const router = profile.name === 'router';
+  const port = router ? await freeLoopbackPort() : 0;
+  if (router) extraArgs.push(...routerNicArgs(port));
+  let ended = false;
+  const running = boot({
     board: ctx.board,
     variant: ctx.variant,
     kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
@@ -185,8 +192,29 @@ export async function bootAtKiB(ctx: BuildContext, sizeKiB: number, log: string,
     log,
     timeoutMs: timeoutMs ?? profile.bootTimeoutMs,
     markers: [...profile.markers],
-    extraArgs: sizeKiB % 1024 === 0 ? [] : ['-m', `${sizeKiB}K`],
+    extraArgs,
+  }).finally(() => {
+    ended = true;
   });
+  if (router) {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    while (!ended) {
+      const live = `${log}.tmp`;
+      if (existsSync(live) && readFileSync(live, 'utf8').includes('LWRT-READY')) {
+        for (let i = 0; i < 5 && !ended; i++) {
+          try {
+            await httpLoopback(port, '/cgi-bin/poweroff', 'POST', 10_000);
+            break;
+          } catch {
+            await sleep(1000);
+          }
+        }
+        break;
+      }
+      await sleep(200);
+    }
+  }
+  return running;
 }
 
 /** The Memory: line of a boot that must succeed. */
