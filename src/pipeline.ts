@@ -245,8 +245,14 @@ export async function build(ctx: BuildContext, o: BuildOptions = {}): Promise<Bu
 
 export interface BootBuiltOptions {
   memMiB: number;
+  /** RAM in KiB instead of MiB (minimum-RAM searches). */
+  memKiB?: number;
   timeoutMs?: number;
   interactive?: boolean;
+  /** Console log (default: the build's boot.log). */
+  log?: string;
+  /** More QEMU arguments (e.g. a QMP socket). */
+  extraArgs?: string[];
 }
 
 /**
@@ -260,17 +266,27 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
     const how = ctx.variant === 'stock' ? `xip build --variant stock (make kernel VARIANT=stock)` : 'xip build && xip image (make)';
     throw badInput(`${file} not found: build it first with ${how}`);
   }
-  return boot({
-    board: ctx.board,
-    variant: ctx.variant,
-    kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
-    bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
-    memMiB: o.memMiB,
-    log: ctx.bootLog,
-    timeoutMs: o.timeoutMs ?? profile.bootTimeoutMs,
-    markers: [...profile.markers],
-    interactive: o.interactive,
-  });
+  // The profile's host side (router: its NIC, and a power-off request once it is up);
+  // an interactive run gets the NIC but leaves the guest running for the user.
+  const session = await profile.bootSession?.();
+  try {
+    return await boot({
+      board: ctx.board,
+      variant: ctx.variant,
+      kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
+      bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
+      memMiB: o.memMiB,
+      memKiB: o.memKiB,
+      log: o.log ?? ctx.bootLog,
+      timeoutMs: o.timeoutMs ?? profile.bootTimeoutMs,
+      markers: [...profile.markers],
+      interactive: o.interactive,
+      extraArgs: [...(session?.extraArgs ?? []), ...(o.extraArgs ?? [])],
+      onLine: session && !o.interactive ? (line) => session.onLine(line) : undefined,
+    });
+  } finally {
+    session?.close();
+  }
 }
 
 /** Stage 4 (xip only): boot shim + flash image, published as build/out/xip-bios.bin. */

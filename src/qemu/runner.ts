@@ -22,11 +22,15 @@ export interface BootOptions {
   kernel?: string;
   variant: Variant;
   memMiB: number;
+  /** RAM in KiB instead, for sizes that are not whole MiB (QEMU takes -m 7680K). */
+  memKiB?: number;
   log: string;
   /** Default 60 s; in interactive mode the default is no timeout. */
   timeoutMs?: number;
   markers?: string[];
   extraArgs?: string[];
+  /** Called with every console line (e.g. to talk to the guest once it is ready). */
+  onLine?: (line: string) => void;
   /** `xip run`: the terminal's stdin goes to the guest console, output is echoed. */
   interactive?: boolean;
 }
@@ -63,6 +67,9 @@ export function qemuArgs(o: BootOptions): string[] {
         : 'boot: nothing to boot: give the flash image (-bios xip-bios.bin); build it with `xip image`',
     );
   }
+  if (o.memKiB !== undefined && (!Number.isInteger(o.memKiB) || o.memKiB < 1024)) {
+    throw badInput(`boot: memory size '${o.memKiB}K' is not a whole number of KiB of at least 1024`);
+  }
   if (!Number.isInteger(o.memMiB) || o.memMiB <= 0) {
     throw badInput(`boot: memory size '${o.memMiB}' is not a positive whole number of MiB (e.g. 256)`);
   }
@@ -71,7 +78,8 @@ export function qemuArgs(o: BootOptions): string[] {
     throw badInput(`boot: ${o.bios !== undefined ? 'flash image' : 'kernel'} ${file} not found; build it first`);
   }
   const q = o.board.qemu;
-  const args = ['-M', q.machine, '-cpu', q.cpu, '-m', `${o.memMiB}M`, ...q.args];
+  const mem = o.memKiB !== undefined ? `${o.memKiB}K` : `${o.memMiB}M`;
+  const args = ['-M', q.machine, '-cpu', q.cpu, '-m', mem, ...q.args];
   if (o.bios !== undefined) args.push('-bios', o.bios);
   else {
     args.push('-kernel', file);
@@ -105,6 +113,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
       inheritStdin: o.interactive === true,
       onData: o.interactive ? (chunk) => process.stdout.write(chunk) : undefined,
       onLine: (line) => {
+        o.onLine?.(line);
         const ev = matcher.feed(line);
         // A dead kernel does not come back: stop QEMU now (interactive: let the user look).
         if (ev?.kind === 'failure' && ev.failure.kind === 'panic' && !o.interactive) stopper.abort();

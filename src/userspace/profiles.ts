@@ -9,6 +9,17 @@ import { stressProfile } from './stress.ts';
 import { rootfsProfile, routerProfile } from './router.ts';
 
 /**
+ * The host side of one boot, for a userspace that needs one: extra QEMU
+ * arguments (a NIC with a port forward), the console lines as they come,
+ * and a close when QEMU has ended.
+ */
+export interface BootSession {
+  extraArgs: string[];
+  onLine(line: string): void;
+  close(): void;
+}
+
+/**
  * A userspace profile: what goes into the initramfs embedded in the kernel,
  * and what a boot must print to count as a success. The kernel is linked
  * with its initramfs, so each profile gets its own build directory
@@ -25,6 +36,8 @@ export interface UserspaceProfile {
   markers: readonly string[];
   /** How long a boot may take before it counts as a hang (ms). */
   bootTimeoutMs?: number;
+  /** What a boot needs from the host (the router: a NIC, and a request that powers it off). */
+  bootSession?(): Promise<BootSession>;
 }
 
 /** The freestanding PID 1 of userspace/init.c: prints the markers and powers off. */

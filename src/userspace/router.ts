@@ -102,6 +102,8 @@ export const routerProfile: UserspaceProfile = {
   },
   markers: ROUTER_MARKERS,
   bootTimeoutMs: 120_000,
+  // Loaded when needed: routerboot.ts imports this module's markers.
+  bootSession: async () => (await import('./routerboot.ts')).routerBootSession(),
 };
 
 /** The directory of the 'rootfs' profile: ctx.rootfs (LWRT_ROOTFS / --lwrt-rootfs). */

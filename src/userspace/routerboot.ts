@@ -5,6 +5,7 @@ import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { debug } from '../log.ts';
 import { boot, type BootResult } from '../qemu/runner.ts';
+import type { BootSession } from './profiles.ts';
 import { ROUTER_MARKERS } from './router.ts';
 
 /**
@@ -189,4 +190,38 @@ export async function bootRouter(ctx: BuildContext, o: RouterBootOptions): Promi
   }
   // Without a power-off the runner's timeout ends QEMU (and the boot fails).
   return { ...result, boot: await running };
+}
+
+/**
+ * A boot of the router for `xip boot` and measurements: its NIC on a free
+ * loopback port, and once it prints LWRT-READY a POST to its power-off CGI
+ * (a few tries while httpd comes up), so the boot ends with a clean power-off.
+ */
+export async function routerBootSession(): Promise<BootSession> {
+  const port = await freeLoopbackPort();
+  let closed = false;
+  let asked = false;
+  const askPowerOff = async () => {
+    for (let attempt = 1; attempt <= 5 && !closed; attempt++) {
+      try {
+        await httpLoopback(port, '/cgi-bin/poweroff', 'POST', 10_000);
+        return;
+      } catch (err) {
+        debug(`power-off request, attempt ${attempt}: ${(err as Error).message}`);
+        await sleep(1000);
+      }
+    }
+  };
+  return {
+    extraArgs: routerNicArgs(port),
+    onLine(line) {
+      if (!asked && line.includes('LWRT-READY')) {
+        asked = true;
+        void askPowerOff();
+      }
+    },
+    close() {
+      closed = true;
+    },
+  };
 }
