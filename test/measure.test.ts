@@ -13,6 +13,7 @@ import {
   hashTablesFromLog,
   kernelSizes,
   memoryFromLog,
+  oomLineFromLog,
   parseMemoryFields,
   reservedPerPage,
 } from '../src/measure/memory.ts';
@@ -57,6 +58,16 @@ describe('Memory: line', () => {
     assert.equal(m?.kernelCodeKiB, 1234);
     assert.equal(m?.reservedKiB, 2888);
     assert.equal(m?.cmaReservedKiB, 0);
+  });
+
+  it('the line that says memory ran out', () => {
+    // The OOM killer runs (for the kernel's own allocation) before the panic.
+    assert.match(oomLineFromLog(fixture('minram-xip-2304K.log')) ?? '', /^swapper invoked oom-killer: gfp_mask=0x40cc0\(GFP_KERNEL/);
+    assert.equal(
+      oomLineFromLog('LWRT-READY: up\r\npoweroff invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0\r\n'),
+      'poweroff invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0',
+    );
+    assert.equal(oomLineFromLog(fixture('minram-xip-2368K.log')), undefined);
   });
 
   it('an incomplete line is not a Memory: line', () => {

@@ -18,6 +18,7 @@ import {
   hashTablesFromLog,
   kernelSizes,
   memoryFromLog,
+  oomLineFromLog,
   parseMemoryFields,
   reservedPerPage,
   type KernelSizes,
@@ -336,7 +337,10 @@ export async function measure(o: MeasureOptions): Promise<Results> {
         async (k): Promise<Attempt> => {
           const log = join(dir, `minram-${ctx.variant}-${k}K.log`);
           const b = await bootAtKiB(ctx, k, log, o.minRamTimeoutMs ?? getProfile(ctx.userspace).bootTimeoutMs ?? 30_000);
-          return { kib: k, ok: b.ok, failure: b.failure, memoryLine: b.memoryLine, log };
+          // A hang or a missing power-off: say when the log shows memory running out first.
+          const oom = !b.ok && b.failure?.kind !== 'panic' && existsSync(log) ? oomLineFromLog(readFileSync(log, 'utf8')) : undefined;
+          const failure = b.failure && oom ? { ...b.failure, line: `${b.failure.line}; before that: ${oom}` } : b.failure;
+          return { kib: k, ok: b.ok, failure, memoryLine: b.memoryLine, log };
         },
         { loMiB: 0, hiMiB: 16, stepKiB: 64, onAttempt: (a) => info(`  ${ctx.variant} -m ${a.kib}K: ${a.ok ? 'boots' : `fails (${a.failure?.kind}: ${a.failure?.line})`}`) },
       );

@@ -173,3 +173,16 @@ export function reservedPerPage(
   const ht = (x: HashTable[]) => x.reduce((s, h) => s + Math.ceil(h.bytes / 4096) * 4096, 0);
   return ((b.mem.reservedKiB - a.mem.reservedKiB) * 1024 - (ht(b.hashTables) - ht(a.hashTables))) / pages;
 }
+
+/**
+ * The first line of a console log that says memory ran out (the OOM
+ * killer, an allocation failure), or undefined: a boot that hangs or
+ * cannot power off at a small size usually ran out of memory first.
+ */
+export function oomLineFromLog(log: string): string | undefined {
+  for (const raw of log.split('\n')) {
+    const line = raw.replace(/\r/g, '').trim();
+    if (/invoked oom-killer|Out of memory|page allocation failure|deadlocked on memory/.test(line)) return line;
+  }
+  return undefined;
+}
