@@ -53,7 +53,7 @@ function spentOn(r: Results): string[] {
   }
   if (out.length > 0) {
     out.push(
-      '- The free pages are then taken by the slab caches, page tables, kernel stacks, the unpacked initramfs and PID 1; one 64 KiB step below the minimum the kernel finds nothing to reclaim and no process to kill ("System is deadlocked on memory").',
+      '- The free pages are then taken by the slab caches, page tables, kernel stacks, the unpacked initramfs and PID 1; one 64 KiB step below the minimum memory runs out before the power-off (the table gives the line; the console log of each size is under build/<board>/<config>/measure/).',
       '- Of the first MiB, the XIP boot uses the exception vectors (0-0x1000) and the boot shim\'s argument page (0x2000); the rest of YAMON\'s area is reserved only because malta.dts says so.',
     );
   }
@@ -103,7 +103,7 @@ const METHOD = [
   '- Minimum RAM: a boot counts when every console marker of the userspace profile appears and QEMU exits 0 through the guest\'s power-off. The failure shown is the runner\'s verdict on the size one step below (panic line, hang = timeout, or QEMU\'s own exit).',
   `- Boot cost: ${BOOT_COST_METHOD}`,
   '- What QEMU does not model: flash read latency and the speed of code executing from SPI-NOR (every XIP instruction fetch that misses the cache goes to flash on real hardware), caches at all (an instruction costs the same wherever it runs), and the bootloader\'s copy of a non-XIP kernel from flash to RAM (QEMU places vmlinux/vmlinuz in RAM for free; a router\'s U-Boot copies 1-3 MB from flash first). Instruction counts therefore compare the work done, not wall time on a device.',
-  '- Build time: `make` in a fresh clone under /tmp with its own build directory (kernel source unpacked and patched, init, kernel, flash image), then `make` again with nothing changed.',
+  '- Build time: `make` in a fresh clone under /tmp with its own build directory (kernel source unpacked and patched, userspace, kernel, flash image), then `make` again with nothing changed. Wall time at nice 10 with -j2; other jobs may share the cores, so a clean build can take longer than on an idle machine.',
   '',
   'Regenerate with `make bench` (`BENCH_BUILD_TIME=0` skips the slow build timing); `node bin/xip.mjs report` rewrites this section from `bench/results-*.json`.',
 ].join('\n');
