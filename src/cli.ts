@@ -193,7 +193,7 @@ export function buildProgram(): Command {
 
   program
     .command('measure')
-    .description('measure XIP against stock of the same config: RAM, minimum RAM, boot instructions, flash, build time')
+    .description('measure XIP against stock: RAM, min RAM, boot instructions, flash')
     .option('--sizes <MiB,...>', 'RAM sizes for the Memory: line (default 8,16,256; "none" to skip)')
     .option('--no-min-ram', 'skip the minimum-RAM bisection')
     .option('--no-boot-cost', 'skip the guest instruction counts')
@@ -220,7 +220,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('make bench: build and measure the minimal and router configs (or --config), write bench/results-*.json and the README section')
+    .description('make bench: measure the minimal and router configs (or --config)')
     .option('--no-build-time', 'skip the (slow) clean and no-op build timing')
     .action(async (o: { buildTime?: boolean }) => {
       const g = globals();
@@ -235,7 +235,7 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('rewrite the README results section (between <!-- bench:begin/end -->) from bench/results-*.json')
+    .description('rewrite the README results section from bench/results-*.json')
     .option('--missing <text...>', 'note a config that was not measured, and why')
     .action(async (o: { missing?: string[] }) => {
       const g = globals();
