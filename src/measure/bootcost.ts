@@ -9,7 +9,7 @@ import { debug } from '../log.ts';
 import { run } from '../proc.ts';
 import { qemuArgs } from '../qemu/runner.ts';
 import { GdbClient } from './gdb.ts';
-import { QmpClient } from './qmp.ts';
+import { QmpClient } from '../qemu/qmp.ts';
 
 /**
  * Boot cost in guest instructions, deterministic.

@@ -6,9 +6,9 @@ import { writeFileAtomic } from '../fsutil.ts';
 import { vmlinuzPath } from '../kernel/kbuild.ts';
 import { imageReportPath, readImageReport } from '../image/stage.ts';
 import { info } from '../log.ts';
-import { boot, type BootResult } from '../qemu/runner.ts';
+import type { BootResult } from '../qemu/runner.ts';
+import { bootBuilt } from '../pipeline.ts';
 import { getProfile } from '../userspace/profiles.ts';
-import { freeLoopbackPort, httpLoopback, routerNicArgs } from '../userspace/routerboot.ts';
 import { elfEntry, measureBootCost, type BootCost } from './bootcost.ts';
 import { measureBuildTimes, type BuildTimes } from './buildtime.ts';
 import { flashUseOf, type FlashUse } from './flash.ts';
@@ -175,51 +175,17 @@ function subtract(a: MemoryFields, b: MemoryFields): MemoryFields {
   return out;
 }
 
-/** Boot one variant at a RAM size given in KiB (QEMU takes -m in KiB; the runner's memMiB is overridden). */
+/**
+ * Boot one variant at a RAM size given in KiB (QEMU takes -m 7680K), through
+ * the pipeline's boot, which also brings the profile's host side (the
+ * router's NIC, and its power-off request once it is up).
+ */
 export async function bootAtKiB(ctx: BuildContext, sizeKiB: number, log: string, timeoutMs?: number): Promise<BootResult> {
-  const profile = getProfile(ctx.userspace);
   const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
   if (!existsSync(file)) {
     throw badInput(`${file} not found: build it first (xip --config ${ctx.config} --variant ${ctx.variant} build${ctx.variant === 'xip' ? ' && xip image' : ''})`);
   }
-  const extraArgs = sizeKiB % 1024 === 0 ? [] : ['-m', `${sizeKiB}K`];
-  // The router powers off when asked over HTTP (src/userspace/routerboot.ts): give it its NIC and ask.
-  const router = profile.name === 'router';
-  const port = router ? await freeLoopbackPort() : 0;
-  if (router) extraArgs.push(...routerNicArgs(port));
-  let ended = false;
-  const running = boot({
-    board: ctx.board,
-    variant: ctx.variant,
-    kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
-    bios: ctx.variant === 'xip' ? ctx.imagePath : undefined,
-    memMiB: Math.ceil(sizeKiB / 1024),
-    log,
-    timeoutMs: timeoutMs ?? profile.bootTimeoutMs,
-    markers: [...profile.markers],
-    extraArgs,
-  }).finally(() => {
-    ended = true;
-  });
-  if (router) {
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    while (!ended) {
-      const live = `${log}.tmp`;
-      if (existsSync(live) && readFileSync(live, 'utf8').includes('LWRT-READY')) {
-        for (let i = 0; i < 5 && !ended; i++) {
-          try {
-            await httpLoopback(port, '/cgi-bin/poweroff', 'POST', 10_000);
-            break;
-          } catch {
-            await sleep(1000);
-          }
-        }
-        break;
-      }
-      await sleep(200);
-    }
-  }
-  return running;
+  return bootBuilt(ctx, { memMiB: Math.ceil(sizeKiB / 1024), memKiB: sizeKiB, log, timeoutMs });
 }
 
 /** The Memory: line of a boot that must succeed. */

@@ -1,76 +1,103 @@
-import { createConnection, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { XipError } from '../errors.ts';
 
 /**
- * A minimal QMP (QEMU Machine Protocol) client over a Unix socket: enough to
- * run human-monitor commands while a guest boots. One command at a time.
+ * A tiny QMP (QEMU Machine Protocol) client: JSON objects, one per line.
+ * Used for `query-replay` (guest instructions executed so far, when QEMU runs
+ * with `-icount shift=0,rr=record,...`) and human-monitor commands.
  */
-export class Qmp {
+export class QmpClient {
+  private sock: Socket;
   private buf = '';
-  private waiters: ((msg: Record<string, unknown>) => void)[] = [];
-  private closed = false;
+  private replies: unknown[] = [];
+  private waiters: ((v: unknown) => void)[] = [];
+  private closed: Error | undefined;
 
-  private constructor(private readonly sock: Socket) {
+  private constructor(sock: Socket) {
+    this.sock = sock;
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       this.buf += d;
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, i).trim();
-        this.buf = this.buf.slice(i + 1);
-        if (!line) continue;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (line === '') continue;
         const msg = JSON.parse(line) as Record<string, unknown>;
-        if ('event' in msg) continue; // asynchronous events are not answers
-        this.waiters.shift()?.(msg);
+        if ('event' in msg) continue; // asynchronous events are not replies
+        const w = this.waiters.shift();
+        if (w) w(msg);
+        else this.replies.push(msg);
       }
     });
-    sock.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w({ error: { desc: 'QMP connection closed' } });
-    });
-    sock.on('error', () => undefined);
+    const fail = (e: Error) => {
+      this.closed ??= e;
+      for (const w of this.waiters.splice(0)) w(e);
+    };
+    sock.on('close', () => fail(new XipError('QMP: QEMU closed the connection')));
+    sock.on('error', (e) => fail(new XipError(`QMP: ${e.message}`)));
   }
 
-  /** Connect (retrying until QEMU has created the socket) and negotiate capabilities. */
-  static async connect(path: string, timeoutMs = 10_000): Promise<Qmp> {
+  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    let last: Error | undefined;
+    while (Date.now() < deadline) {
       try {
         const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = createConnection(path, () => resolve(s));
+          const s = connect(path);
+          s.once('connect', () => resolve(s));
           s.once('error', reject);
         });
-        const q = new Qmp(sock);
-        await q.next(); // greeting
-        await q.execute('qmp_capabilities');
-        return q;
-      } catch (err) {
-        if (Date.now() > deadline) throw new XipError(`QMP socket ${path}: could not connect (${String(err)})`);
+        const c = new QmpClient(sock);
+        await c.next(); // greeting
+        await c.execute('qmp_capabilities');
+        return c;
+      } catch (e) {
+        last = e as Error;
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    throw new XipError(`QMP: could not connect to QEMU at ${path}: ${last?.message ?? 'no answer'}`);
   }
 
-  private next(): Promise<Record<string, unknown>> {
-    if (this.closed) return Promise.resolve({ error: { desc: 'QMP connection closed' } });
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
+  private next(timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const r = this.replies.shift();
+    if (r !== undefined) return Promise.resolve(r as Record<string, unknown>);
+    if (this.closed) return Promise.reject(this.closed);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new XipError('QMP: no reply within 10 s')), timeoutMs);
+      this.waiters.push((v) => {
+        clearTimeout(timer);
+        if (v instanceof Error) reject(v);
+        else resolve(v as Record<string, unknown>);
+      });
+    });
   }
 
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    const answer = this.next();
+    if (this.closed) throw this.closed;
     this.sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
-    const msg = await answer;
-    if ('error' in msg) throw new XipError(`QMP ${command}: ${JSON.stringify(msg.error)}`);
-    return msg.return;
+    const r = await this.next();
+    if ('error' in r) throw new XipError(`QMP: ${command} failed: ${JSON.stringify(r.error)}`);
+    return r.return;
+  }
+
+  /** Guest instructions executed since reset (QEMU in record/replay mode). */
+  async icount(): Promise<number> {
+    const r = (await this.execute('query-replay')) as { mode?: string; icount?: number };
+    if (typeof r?.icount !== 'number') {
+      throw new XipError(`QMP: query-replay gave no instruction count (mode ${r?.mode ?? '?'}): QEMU must run with -icount shift=0,rr=record`);
+    }
+    return r.icount;
   }
 
   /** Run a human monitor command (e.g. "info registers") and return its text. */
   async hmp(line: string): Promise<string> {
     return String(await this.execute('human-monitor-command', { 'command-line': line }));
+  }
+
+  get isClosed(): boolean {
+    return this.closed !== undefined;
   }
 
   close(): void {
@@ -89,7 +116,7 @@ export function parsePc(infoRegisters: string): number | undefined {
  * `max` samples). Used to show where the kernel really executes from.
  */
 export async function samplePcs(socketPath: string, max = 100_000): Promise<number[]> {
-  const q = await Qmp.connect(socketPath);
+  const q = await QmpClient.connect(socketPath);
   const pcs: number[] = [];
   try {
     while (!q.isClosed && pcs.length < max) {
