@@ -28,7 +28,10 @@ export interface MemoryFields {
   cmaReservedKiB: number;
 }
 
-const FIELDS: [keyof MemoryFields, string][] = [
+/** The Memory: line's fields in the order the kernel prints them, with its labels. */
+export const MEMORY_FIELDS: readonly [keyof MemoryFields, string][] = [
+  ['availableKiB', 'available'],
+  ['totalKiB', 'total'],
   ['kernelCodeKiB', 'kernel code'],
   ['rwdataKiB', 'rwdata'],
   ['rodataKiB', 'rodata'],
@@ -37,6 +40,9 @@ const FIELDS: [keyof MemoryFields, string][] = [
   ['reservedKiB', 'reserved'],
   ['cmaReservedKiB', 'cma-reserved'],
 ];
+
+/** The fields in the parentheses ("1745K kernel code, ..."). */
+const PARENTHESISED = MEMORY_FIELDS.slice(2);
 
 /** Every field of a `Memory:` line; undefined when the line is not one (or lacks a field). */
 export function parseMemoryFields(line: string): MemoryFields | undefined {
@@ -48,11 +54,11 @@ export function parseMemoryFields(line: string): MemoryFields | undefined {
   for (const part of inner.split(',')) {
     const m = /^\s*(\d+)K ([a-z -]+?)\s*$/.exec(part);
     if (!m) continue;
-    const f = FIELDS.find(([, label]) => label === m[2]);
+    const f = PARENTHESISED.find(([, label]) => label === m[2]);
     if (f) out[f[0]] = Number(m[1]);
   }
   out.cmaReservedKiB ??= 0;
-  for (const [k] of FIELDS) if (out[k] === undefined) return undefined;
+  for (const [k] of PARENTHESISED) if (out[k] === undefined) return undefined;
   return out as MemoryFields;
 }
 

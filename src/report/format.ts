@@ -1,5 +1,5 @@
 import { fmtInt, judgeTargets, type Results } from '../measure/index.ts';
-import type { MemoryFields } from '../measure/memory.ts';
+import { MEMORY_FIELDS, type MemoryFields } from '../measure/memory.ts';
 
 /**
  * Results as text: a terminal table (`xip measure`) and the README's
@@ -7,16 +7,8 @@ import type { MemoryFields } from '../measure/memory.ts';
  * object, so the results file alone regenerates them.
  */
 
-const MEM_FIELDS: [keyof MemoryFields, string][] = [
-  ['availableKiB', 'available'],
-  ['totalKiB', 'total'],
-  ['kernelCodeKiB', 'kernel code'],
-  ['rwdataKiB', 'rwdata'],
-  ['rodataKiB', 'rodata'],
-  ['initKiB', 'init'],
-  ['bssKiB', 'bss'],
-  ['reservedKiB', 'reserved'],
-];
+/** Rows of the RAM table: every Memory: field but cma-reserved (always 0 here). */
+const MEM_FIELDS = MEMORY_FIELDS.filter(([k]) => k !== 'cmaReservedKiB');
 
 function sign(n: number): string {
   return n > 0 ? `+${n}` : String(n);
