@@ -56,7 +56,7 @@ soak: $(NODE_STAMP) ## boot the XIP image COUNT times in a row (default 50): fai
 # built and booted by test/integration-stock.test.ts itself. When the XIP
 # build fails the suite still runs (its report says what is affected), and
 # make test fails either way.
-test: $(NODE_STAMP) ## build the XIP kernel and image, then run the whole test suite
+test: check-deps ## install what is missing, build the XIP kernel and image, then run the whole test suite
 	@rc=0; { $(XIP) --variant xip build && $(XIP) --variant xip image; } || rc=$$?; \
 	$(NODE) --import tsx --test --test-reporter=spec test/*.test.ts || exit $$?; \
 	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc

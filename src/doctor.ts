@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { EXIT, XipError } from './errors.ts';
 import { info } from './log.ts';
 import { capture, run } from './proc.ts';
@@ -17,6 +17,51 @@ export interface ToolCheck {
   probe: () => string | undefined;
   /** Only needed in some setups (e.g. the Debian tarball when KERNEL_SRC is set). */
   optional?: boolean;
+  /** Not a package but apt configuration: how --install sets it up (pkg is then ''). */
+  setup?: AptSetup;
+}
+
+/** apt configuration the router userspace needs to fetch Debian's mipsel parts. */
+export type AptSetup = 'mipsel-architecture' | 'deb-src';
+
+const SOURCES = '/etc/apt/sources.list';
+const SOURCES_D = '/etc/apt/sources.list.d';
+const DEB_SRC_FILE = `${SOURCES_D}/xip-deb-src.sources`;
+
+/** Is there a deb-src entry (one-line or deb822 format) in apt's sources? */
+export function hasDebSrc(files: readonly { name: string; text: string }[]): boolean {
+  return files.some(({ text }) => /^\s*deb-src\s/m.test(text) || /^Types:.*\bdeb-src\b/m.test(text));
+}
+
+/**
+ * A deb-src entry for the same archive as the deb entries: deb822 stanzas of
+ * debian.sources with Types: deb-src (or deb-src lines from sources.list).
+ */
+export function debSrcFrom(files: readonly { name: string; text: string }[]): { path: string; text: string } | undefined {
+  const deb822 = files.find((x) => x.name.endsWith('.sources') && /^Types:.*\bdeb\b/m.test(x.text));
+  if (deb822) return { path: DEB_SRC_FILE, text: deb822.text.replace(/^Types:.*$/gm, 'Types: deb-src') };
+  const lines = files.flatMap((x) => (x.name.endsWith('.list') ? x.text.split('\n') : []));
+  const src = lines.filter((l) => /^deb\s/.test(l)).map((l) => l.replace(/^deb\s/, 'deb-src '));
+  return src.length > 0 ? { path: `${SOURCES_D}/xip-deb-src.list`, text: `${src.join('\n')}\n` } : undefined;
+}
+
+function aptSourceFiles(): { name: string; text: string }[] {
+  const out: { name: string; text: string }[] = [];
+  if (existsSync(SOURCES)) out.push({ name: SOURCES, text: readFileSync(SOURCES, 'utf8') });
+  if (existsSync(SOURCES_D)) {
+    for (const n of readdirSync(SOURCES_D).sort()) {
+      if (n.endsWith('.list') || n.endsWith('.sources')) out.push({ name: `${SOURCES_D}/${n}`, text: readFileSync(`${SOURCES_D}/${n}`, 'utf8') });
+    }
+  }
+  return out;
+}
+
+function foreignArchs(): string[] {
+  try {
+    return capture('dpkg', ['--print-foreign-architectures']).split(/\s+/).filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 export interface ToolStatus {
@@ -102,6 +147,12 @@ export function toolChecks(opts: { needDebianSource?: boolean } = {}): ToolCheck
     { name: 'xz', pkg: 'xz-utils', needed: 'any', probe: () => versionOf('xz') },
     { name: 'tar', pkg: 'tar', needed: 'any', probe: () => versionOf('tar') },
     { name: 'patch', pkg: 'patch', needed: 'any', probe: () => versionOf('patch') },
+    { name: 'C library headers (host)', pkg: 'libc6-dev', needed: 'any', probe: () => headerVersion('/usr/include/stdio.h', 'libc6-dev') },
+    // The router userspace: busybox from Debian's source package, musl-dev:mipsel (src/userspace/busybox.ts).
+    { name: 'dpkg-source (dpkg-dev)', pkg: 'dpkg-dev', needed: 'any', probe: () => versionOf('dpkg-source') },
+    { name: 'bzip2', pkg: 'bzip2', needed: 'any', probe: () => (commandExists('bzip2') ? (debVersion('bzip2') ?? 'present') : undefined) },
+    { name: 'dpkg architecture mipsel', pkg: '', needed: 'any', setup: 'mipsel-architecture', probe: () => (foreignArchs().includes('mipsel') ? 'present' : undefined) },
+    { name: 'apt deb-src entry', pkg: '', needed: 'any', setup: 'deb-src', probe: () => (hasDebSrc(aptSourceFiles()) ? 'present' : undefined) },
     { name: 'libelf headers', pkg: 'libelf-dev', needed: 'any', probe: () => headerVersion('/usr/include/libelf.h', 'libelf-dev') },
     { name: 'openssl headers', pkg: 'libssl-dev', needed: '1.0.0', probe: opensslVersion },
     {
@@ -132,7 +183,7 @@ export function renderTable(rows: readonly ToolStatus[]): string {
     r.needed === 'any' ? 'any' : `>= ${r.needed}`,
     r.found ?? '-',
     r.ok ? (r.found ? 'ok' : 'not needed') : (r.problem ?? 'missing'),
-    r.pkg,
+    r.pkg || '(apt setup)',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
@@ -141,7 +192,19 @@ export function renderTable(rows: readonly ToolStatus[]): string {
 
 /** Packages to install for the problems in rows (missing or too old). */
 export function missingPackages(rows: readonly ToolStatus[]): string[] {
-  return [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
+  return [...new Set(rows.filter((r) => !r.ok && r.pkg !== '').map((r) => r.pkg))];
+}
+
+/** apt configuration that is missing (rows without a package). */
+export function missingSetup(rows: readonly ToolStatus[], checks: readonly ToolCheck[]): AptSetup[] {
+  return checks.filter((c) => c.setup && rows.some((r) => r.name === c.name && !r.ok)).map((c) => c.setup!);
+}
+
+/** Say how to do by hand what --install would do for the setup items. */
+export function setupHelp(items: readonly AptSetup[]): string {
+  return items
+    .map((i) => (i === 'mipsel-architecture' ? 'dpkg --add-architecture mipsel' : `add a deb-src entry for the Debian archive (e.g. ${DEB_SRC_FILE} with "Types: deb-src")`))
+    .join('; ');
 }
 
 export function aptCommand(pkgs: readonly string[]): string[] {
@@ -177,29 +240,46 @@ export async function doctor(o: DoctorOptions = {}): Promise<number> {
   const checks = () => o.checks ?? toolChecks({ needDebianSource: o.needDebianSource });
   let rows = checkTools(checks());
   let missing = missingPackages(rows);
-  if (o.install && missing.length > 0) {
+  let setup = missingSetup(rows, checks());
+  if (o.install && (missing.length > 0 || setup.length > 0)) {
     const method = o.method ?? installMethod();
     const apt = aptCommand(missing);
     if (method === 'none') {
-      throw new XipError(`cannot install ${missing.join(' ')}: not root and no sudo; run as root: ${apt.join(' ')}`, {
-        exitCode: EXIT.environment,
-      });
+      const todo = [setupHelp(setup), missing.length ? apt.join(' ') : ''].filter(Boolean).join('; then ');
+      throw new XipError(`cannot install: not root and no sudo; as root: ${todo}`, { exitCode: EXIT.environment });
     }
     const pre = method === 'sudo' ? ['sudo'] : [];
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    info(`installing: ${missing.join(' ')}`);
-    const [cmd0, ...rest] = [...pre, 'apt-get', 'update'];
-    await run(cmd0!, rest, { env, what: 'apt-get update', onLine: (l) => info(`  ${l}`) });
-    const [cmd1, ...rest1] = [...pre, ...apt];
-    await run(cmd1!, rest1, { env, what: 'apt-get install', onLine: (l) => info(`  ${l}`), inheritStdin: method === 'sudo' });
+    const asRoot = async (cmd: string[], what: string, input?: string) => {
+      const [c, ...a] = [...pre, ...cmd];
+      // tee echoes the file it writes: keep that out of the output.
+      const onLine = input === undefined ? (l: string) => info(`  ${l}`) : undefined;
+      await run(c!, a, { env, what, input, onLine, inheritStdin: method === 'sudo' && input === undefined });
+    };
+    for (const item of setup) {
+      if (item === 'mipsel-architecture') {
+        info('apt setup: dpkg --add-architecture mipsel');
+        await asRoot(['dpkg', '--add-architecture', 'mipsel'], 'dpkg --add-architecture mipsel');
+      } else {
+        const entry = debSrcFrom(aptSourceFiles());
+        if (!entry) throw new XipError(`no deb entry in ${SOURCES} or ${SOURCES_D} to derive a deb-src entry from: add one by hand`, { exitCode: EXIT.environment });
+        info(`apt setup: ${entry.path} (deb-src for the same archive)`);
+        await asRoot(['tee', entry.path], `write ${entry.path}`, entry.text);
+      }
+    }
+    info(`installing: ${missing.join(' ') || '(nothing; apt configuration changed)'}`);
+    await asRoot(['apt-get', 'update'], 'apt-get update');
+    if (missing.length > 0) await asRoot(apt, 'apt-get install');
     rows = checkTools(checks());
     missing = missingPackages(rows);
+    setup = missingSetup(rows, checks());
   }
-  if (o.json) process.stdout.write(`${JSON.stringify({ ok: missing.length === 0, tools: rows, missingPackages: missing }, null, 2)}\n`);
+  const ok = missing.length === 0 && setup.length === 0;
+  if (o.json) process.stdout.write(`${JSON.stringify({ ok, tools: rows, missingPackages: missing, missingSetup: setup }, null, 2)}\n`);
   else process.stdout.write(`${renderTable(rows)}\n`);
-  if (missing.length > 0) {
-    const line = aptCommand(missing).join(' ');
-    if (!o.json) info(`missing: ${missing.join(' ')}; install with: ${line} (or 'xip doctor --install')`);
+  if (!ok) {
+    const todo = [setupHelp(setup), missing.length ? aptCommand(missing).join(' ') : ''].filter(Boolean).join('; then ');
+    if (!o.json) info(`missing: ${[...setup, ...missing].join(' ')}; fix with: ${todo} (or 'xip doctor --install')`);
     return EXIT.environment;
   }
   return EXIT.ok;

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import {
   aptCommand,
   checkTools,
+  debSrcFrom,
+  hasDebSrc,
   doctor,
   installMethod,
   missingPackages,
@@ -133,5 +135,44 @@ describe('xip doctor', () => {
       (e: unknown) =>
         e instanceof XipError && e.exitCode === 3 && e.message.includes('apt-get install -y --no-install-recommends pkg-a pkg-b'),
     );
+  });
+});
+
+describe('apt setup for the router userspace (mipsel architecture, deb-src)', () => {
+  const deb822 = {
+    name: '/etc/apt/sources.list.d/debian.sources',
+    text: 'Types: deb\nURIs: http://archive.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n',
+  };
+  it('sees a deb-src entry in either format, and none in plain deb entries', () => {
+    assert.equal(hasDebSrc([deb822]), false);
+    assert.equal(hasDebSrc([{ name: 'x.sources', text: 'Types: deb deb-src\nURIs: u\n' }]), true);
+    assert.equal(hasDebSrc([{ name: 'sources.list', text: '# deb-src commented\ndeb-src http://a/debian bookworm main\n' }]), true);
+    assert.equal(hasDebSrc([{ name: 'sources.list', text: '# deb-src http://a/debian bookworm main\n' }]), false);
+  });
+  it('derives deb-src from the same archive as the deb entries', () => {
+    const s = debSrcFrom([deb822]);
+    assert.equal(s?.path, '/etc/apt/sources.list.d/xip-deb-src.sources');
+    assert.match(s!.text, /^Types: deb-src$/m);
+    assert.match(s!.text, /^URIs: http:\/\/archive\.example\/debian$/m);
+    const l = debSrcFrom([{ name: '/etc/apt/sources.list', text: 'deb http://a/debian bookworm main\n# x\n' }]);
+    assert.equal(l?.text, 'deb-src http://a/debian bookworm main\n');
+    assert.equal(debSrcFrom([{ name: '/etc/apt/sources.list', text: '# nothing\n' }]), undefined);
+  });
+  it('--install without root or sudo says how to set up apt by hand', async () => {
+    const setup: ToolCheck = { ...fake('dpkg architecture mipsel', '', 'any', undefined), setup: 'mipsel-architecture' };
+    await assert.rejects(doctor({ install: true, method: 'none', checks: [setup] }), (e: unknown) => {
+      assert.ok(e instanceof XipError);
+      assert.equal(e.exitCode, 3);
+      assert.match(e.message, /dpkg --add-architecture mipsel/);
+      assert.doesNotMatch(e.message, /apt-get install -y --no-install-recommends\s*$/);
+      return true;
+    });
+  });
+  it('a missing setup item fails the check but is not an apt package', async () => {
+    const setup: ToolCheck = { ...fake('apt deb-src entry', '', 'any', undefined), setup: 'deb-src' };
+    const r = await stdoutOf(() => doctor({ checks: [setup, fake('a', 'pkg-a', 'any', '1.0')] }));
+    assert.equal(r.code, 3);
+    assert.match(r.out, /apt deb-src entry .*missing .*\(apt setup\)/);
+    assert.deepEqual(missingPackages(checkTools([setup])), []);
   });
 });
