@@ -58,7 +58,7 @@ soak: $(NODE_STAMP) ## boot the XIP image COUNT times in a row (default 50): fai
 # make test fails either way.
 test: check-deps ## install what is missing, build the XIP kernel and image, then run the whole test suite
 	@rc=0; { $(XIP) --variant xip build && $(XIP) --variant xip image; } || rc=$$?; \
-	$(NODE) --import tsx --test --test-reporter=spec test/*.test.ts || exit $$?; \
+	$(NODE) --import tsx --import ./test/setup.ts --test --test-reporter=spec test/*.test.ts || exit $$?; \
 	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc
 
 # Slow (several minutes per config; the build timing does a clean build in a

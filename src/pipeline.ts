@@ -268,7 +268,7 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   }
   // The profile's host side (router: its NIC, and a power-off request once it is up);
   // an interactive run gets the NIC but leaves the guest running for the user.
-  const session = await profile.bootSession?.();
+  const session = await profile.bootSession?.(ctx.board);
   try {
     return await boot({
       board: ctx.board,

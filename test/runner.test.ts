@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getBoard } from '../src/boards/index.ts';
 import { EXIT, XipError } from '../src/errors.ts';
+import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 import { assertBooted, boot, qemuArgs, type BootOptions } from '../src/qemu/runner.ts';
 
 /**
@@ -18,6 +19,8 @@ const board = getBoard('malta');
 const bios = join(tmp, 'xip-bios.bin');
 const vmlinux = join(tmp, 'vmlinux');
 const savedPath = process.env.PATH;
+// The fake QEMU below records its own arguments: start it directly, not under the firmware-hiding wrapper.
+delete process.env[HIDE_FIRMWARE_ENV];
 
 before(() => {
   mkdirSync(bin, { recursive: true });

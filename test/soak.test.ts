@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { makeContext, REPO_ROOT } from '../src/context.ts';
 import { run } from '../src/proc.ts';
 import { median, soakDir } from '../src/soak.ts';
+import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 
 /**
  * `xip soak`: N boots of the XIP flash image; failures are counted, their
@@ -43,7 +44,7 @@ exit 0
 `,
   );
   chmodSync(join(bin, ctx.board.qemu.binary), 0o755);
-  return { ctx, buildDir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
+  return { ctx, buildDir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, [HIDE_FIRMWARE_ENV]: '' } };
 }
 
 describe('xip soak', () => {

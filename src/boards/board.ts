@@ -36,8 +36,14 @@ export const BoardSchema = z.object({
     binary: z.string(),
     machine: z.string(),
     cpu: z.string(),
-    /** Arguments every boot gets (console, no reboot, ...). */
+    /**
+     * Arguments every boot gets (console, no reboot, ...). They must name
+     * every device the boot uses (-nodefaults): QEMU's default NIC and VGA
+     * need option ROMs from packages qemu-system-* only recommends.
+     */
     args: z.array(z.string()),
+    /** The board's network interfaces: QEMU device model and the PCI slot of each (in the order eth0, eth1, ...). */
+    nic: z.object({ model: z.string(), slots: z.array(z.string().regex(/^0x[0-9a-f]+$/)).min(1) }),
     defaultMemMiB: z.number().int().positive(),
   }),
 });

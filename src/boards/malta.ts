@@ -28,7 +28,10 @@ export const malta: Board = {
     binary: 'qemu-system-mipsel',
     machine: 'malta',
     cpu: '24Kc',
-    args: ['-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio'],
+    args: ['-nodefaults', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio'],
+    // The on-board AMD 79C973 sits in slot 11 (arch/mips/pci/fixup-malta.c
+    // routes its interrupt; other slots below 18 have none).
+    nic: { model: 'pcnet', slots: ['0x0b'] },
     defaultMemMiB: 256,
   },
 };

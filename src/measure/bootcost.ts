@@ -7,6 +7,7 @@ import { readElf } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
 import { debug } from '../log.ts';
 import { run } from '../proc.ts';
+import { qemuCommand } from '../qemu/firmware.ts';
 import { qemuArgs } from '../qemu/runner.ts';
 import { GdbClient } from './gdb.ts';
 import { QmpClient } from '../qemu/qmp.ts';
@@ -140,7 +141,8 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
   const stopper = new AbortController();
   const timeoutMs = o.timeoutMs ?? 120_000;
   rmSync(o.log, { force: true }); // proc.run appends: one run per log
-  const qemu = run(o.board.qemu.binary, args, {
+  const q = qemuCommand(o.board.qemu.binary, args);
+  const qemu = run(q.cmd, q.args, {
     log: o.log,
     timeoutMs,
     allowFailure: true,

@@ -5,6 +5,7 @@ import type { Variant } from '../context.ts';
 import { badInput, XipError } from '../errors.ts';
 import { debug } from '../log.ts';
 import { run } from '../proc.ts';
+import { qemuCommand } from './firmware.ts';
 import { DEFAULT_MARKERS, judgeBoot, MarkerMatcher, type FailureKind } from './markers.ts';
 
 /**
@@ -102,9 +103,10 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   const stopper = new AbortController();
   debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
   const start = Date.now();
+  const q = qemuCommand(o.board.qemu.binary, args);
   let r;
   try {
-    r = await run(o.board.qemu.binary, args, {
+    r = await run(q.cmd, q.args, {
       log: tmp,
       timeoutMs,
       allowFailure: true,

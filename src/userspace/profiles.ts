@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { DEFAULT_MARKERS } from '../qemu/markers.ts';
@@ -37,7 +38,7 @@ export interface UserspaceProfile {
   /** How long a boot may take before it counts as a hang (ms). */
   bootTimeoutMs?: number;
   /** What a boot needs from the host (the router: a NIC, and a request that powers it off). */
-  bootSession?(): Promise<BootSession>;
+  bootSession?(board: Board): Promise<BootSession>;
 }
 
 /** The freestanding PID 1 of userspace/init.c: prints the markers and powers off. */

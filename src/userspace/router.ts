@@ -69,7 +69,7 @@ export function stageRouterRootfs(dir: string, busybox: string, bb: BusyboxInfo,
       `BUSYBOX_VERSION=${bb.version}`,
       `BUSYBOX_DEBIAN_SOURCE="${bb.source.package} ${bb.source.version}"`,
       `BUSYBOX_SHA256=${bb.sha256}`,
-      `LIBC="${bb.libc.package}:${bb.libc.arch} ${bb.libc.version}"`,
+      `LIBC="${bb.libc.package} ${bb.libc.version} ${bb.libc.arch} (Debian source, static)"`,
       '',
     ].join('\n');
     writeFileAtomic(join(tmp, 'etc', 'lwrt-release'), release);
@@ -103,7 +103,7 @@ export const routerProfile: UserspaceProfile = {
   markers: ROUTER_MARKERS,
   bootTimeoutMs: 120_000,
   // Loaded when needed: routerboot.ts imports this module's markers.
-  bootSession: async () => (await import('./routerboot.ts')).routerBootSession(),
+  bootSession: async (board) => (await import('./routerboot.ts')).routerBootSession(board),
 };
 
 /** The directory of the 'rootfs' profile: ctx.rootfs (LWRT_ROOTFS / --lwrt-rootfs). */

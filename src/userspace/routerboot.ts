@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { debug } from '../log.ts';
@@ -31,10 +32,20 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** QEMU arguments of the router's NIC: PCnet on user networking, port forward from the loopback port. */
-export function routerNicArgs(hostPort: number): string[] {
+/**
+ * QEMU arguments of the router's NIC: the board's first NIC on user
+ * networking, a port forward from the loopback port. The device is named
+ * with an empty romfile: its option ROM (ipxe-qemu) is never needed.
+ */
+export function routerNicArgs(board: Board, hostPort: number): string[] {
   if (!Number.isInteger(hostPort) || hostPort <= 0 || hostPort > 65535) throw badInput(`port ${hostPort}: not a TCP port`);
-  return ['-nic', `user,model=pcnet,restrict=on,hostfwd=tcp:${LOOPBACK}:${hostPort}-:80`];
+  const { model, slots } = board.qemu.nic;
+  return [
+    '-netdev',
+    `user,id=eth0,restrict=on,hostfwd=tcp:${LOOPBACK}:${hostPort}-:80`,
+    '-device',
+    `${model},netdev=eth0,addr=${slots[0]},romfile=`,
+  ];
 }
 
 export interface HttpAnswer {
@@ -146,7 +157,7 @@ export async function bootRouter(ctx: BuildContext, o: RouterBootOptions): Promi
     log: ctx.bootLog,
     timeoutMs,
     markers: [...ROUTER_MARKERS],
-    extraArgs: routerNicArgs(port),
+    extraArgs: routerNicArgs(ctx.board, port),
   }).finally(() => {
     ended = true;
   });
@@ -197,7 +208,7 @@ export async function bootRouter(ctx: BuildContext, o: RouterBootOptions): Promi
  * loopback port, and once it prints LWRT-READY a POST to its power-off CGI
  * (a few tries while httpd comes up), so the boot ends with a clean power-off.
  */
-export async function routerBootSession(): Promise<BootSession> {
+export async function routerBootSession(board: Board): Promise<BootSession> {
   const port = await freeLoopbackPort();
   let closed = false;
   let asked = false;
@@ -213,7 +224,7 @@ export async function routerBootSession(): Promise<BootSession> {
     }
   };
   return {
-    extraArgs: routerNicArgs(port),
+    extraArgs: routerNicArgs(board, port),
     onLine(line) {
       if (!asked && line.includes('LWRT-READY')) {
         asked = true;
