@@ -5,15 +5,21 @@ import { capture, run } from './proc.ts';
 import { DEBIAN_TARBALL } from './kernel/source.ts';
 
 /**
- * Host tools the toolkit needs: what is found, with which version, and the
- * Debian package that provides each. `--install` installs the missing ones.
+ * Host tools the toolkit needs: what is found, with which version, the
+ * Debian package that provides each and why it is needed. `--install`
+ * installs the missing ones, always with --no-install-recommends: every
+ * package the build, the router userspace and the tests use is named here,
+ * none comes only as somebody's Recommends. The same list serves Debian 12
+ * and Debian 13 hosts.
  */
 export interface ToolCheck {
   name: string;
-  /** Debian 12 package providing it. */
+  /** Debian package providing it (the same name on Debian 12 and 13). */
   pkg: string;
   /** Minimum version, or 'any'. */
   needed: string;
+  /** What needs it, for the table. */
+  why?: string;
   probe: () => string | undefined;
   /** Only needed in some setups (e.g. the Debian tarball when KERNEL_SRC is set). */
   optional?: boolean;
@@ -21,32 +27,82 @@ export interface ToolCheck {
   setup?: AptSetup;
 }
 
-/** apt configuration the router userspace needs to fetch Debian's mipsel parts. */
-export type AptSetup = 'mipsel-architecture' | 'deb-src';
+/** apt configuration the router userspace needs to fetch Debian's source packages. */
+export type AptSetup = 'deb-src';
+
+/**
+ * The Debian release whose source packages (busybox, musl) the router
+ * userspace is built from, on every host: one pinned set of sources for
+ * Debian 12 and 13 alike. Source packages do not depend on the host's
+ * release; a deb-src entry for this suite only serves `apt-get source`.
+ */
+export const SOURCE_SUITE = 'bookworm';
 
 const SOURCES = '/etc/apt/sources.list';
 const SOURCES_D = '/etc/apt/sources.list.d';
 const DEB_SRC_FILE = `${SOURCES_D}/xip-deb-src.sources`;
+const ARCHIVE_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
-/** Is there a deb-src entry (one-line or deb822 format) in apt's sources? */
-export function hasDebSrc(files: readonly { name: string; text: string }[]): boolean {
-  return files.some(({ text }) => /^\s*deb-src\s/m.test(text) || /^Types:.*\bdeb-src\b/m.test(text));
+type SourceFile = { name: string; text: string };
+
+/** One apt source entry (a deb822 stanza or a one-line entry). */
+export interface AptEntry {
+  types: string[];
+  uris: string[];
+  suites: string[];
+  components: string[];
+  signedBy?: string;
+}
+
+/** The entries of apt source files in either format (comments and disabled stanzas skipped). */
+export function parseAptSources(files: readonly SourceFile[]): AptEntry[] {
+  const out: AptEntry[] = [];
+  for (const { name, text } of files) {
+    if (name.endsWith('.sources')) {
+      for (const stanza of text.split(/\n\s*\n/)) {
+        const field = (k: string) => {
+          const m = new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(stanza);
+          return m?.[1]?.trim();
+        };
+        if (!field('Types') || /^no$/i.test(field('Enabled') ?? '')) continue;
+        const words = (k: string) => (field(k) ?? '').split(/\s+/).filter(Boolean);
+        out.push({ types: words('Types'), uris: words('URIs'), suites: words('Suites'), components: words('Components'), signedBy: field('Signed-By') });
+      }
+    } else {
+      for (const raw of text.split('\n')) {
+        const line = raw.replace(/#.*/, '').trim();
+        const m = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
+        if (!m) continue;
+        const signedBy = /(?:^|\s)signed-by=(\S+)/.exec(m[2] ?? '')?.[1];
+        out.push({ types: [m[1]!], uris: [m[3]!], suites: [m[4]!], components: (m[5] ?? '').split(/\s+/).filter(Boolean), signedBy });
+      }
+    }
+  }
+  return out;
+}
+
+/** Is there a deb-src entry for `suite` (main component)? */
+export function hasDebSrc(files: readonly SourceFile[], suite = SOURCE_SUITE): boolean {
+  return parseAptSources(files).some((e) => e.types.includes('deb-src') && e.suites.includes(suite) && e.components.includes('main'));
 }
 
 /**
- * A deb-src entry for the same archive as the deb entries: deb822 stanzas of
- * debian.sources with Types: deb-src (or deb-src lines from sources.list).
+ * A deb-src entry for `suite` from the same Debian archive as the host's
+ * deb entries (the first one that is not the security archive), in deb822
+ * form, with the same key.
  */
-export function debSrcFrom(files: readonly { name: string; text: string }[]): { path: string; text: string } | undefined {
-  const deb822 = files.find((x) => x.name.endsWith('.sources') && /^Types:.*\bdeb\b/m.test(x.text));
-  if (deb822) return { path: DEB_SRC_FILE, text: deb822.text.replace(/^Types:.*$/gm, 'Types: deb-src') };
-  const lines = files.flatMap((x) => (x.name.endsWith('.list') ? x.text.split('\n') : []));
-  const src = lines.filter((l) => /^deb\s/.test(l)).map((l) => l.replace(/^deb\s/, 'deb-src '));
-  return src.length > 0 ? { path: `${SOURCES_D}/xip-deb-src.list`, text: `${src.join('\n')}\n` } : undefined;
+export function debSrcFrom(files: readonly SourceFile[], suite = SOURCE_SUITE, keyring = existsSync(ARCHIVE_KEYRING) ? ARCHIVE_KEYRING : undefined): { path: string; text: string } | undefined {
+  const debs = parseAptSources(files).filter((e) => e.types.includes('deb') && e.uris.length > 0);
+  const archive = debs.find((e) => !e.uris[0]!.includes('security') && e.suites.some((x) => !x.includes('-') && !x.includes('/'))) ?? debs[0];
+  if (!archive) return undefined;
+  const signedBy = archive.signedBy ?? keyring;
+  const lines = ['Types: deb-src', `URIs: ${archive.uris[0]}`, `Suites: ${suite}`, 'Components: main', ...(signedBy ? [`Signed-By: ${signedBy}`] : [])];
+  return { path: DEB_SRC_FILE, text: `# Written by xip doctor: Debian ${suite} source packages (busybox, musl) for the router userspace\n${lines.join('\n')}\n` };
 }
 
-function aptSourceFiles(): { name: string; text: string }[] {
-  const out: { name: string; text: string }[] = [];
+/** The host's apt source files (sources.list and sources.list.d/*.list|*.sources). */
+export function aptSourceFiles(): SourceFile[] {
+  const out: SourceFile[] = [];
   if (existsSync(SOURCES)) out.push({ name: SOURCES, text: readFileSync(SOURCES, 'utf8') });
   if (existsSync(SOURCES_D)) {
     for (const n of readdirSync(SOURCES_D).sort()) {
@@ -56,18 +112,11 @@ function aptSourceFiles(): { name: string; text: string }[] {
   return out;
 }
 
-function foreignArchs(): string[] {
-  try {
-    return capture('dpkg', ['--print-foreign-architectures']).split(/\s+/).filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
 export interface ToolStatus {
   name: string;
   pkg: string;
   needed: string;
+  why?: string;
   /** Version found, 'present' when it has none, undefined when missing. */
   found?: string;
   ok: boolean;
@@ -129,39 +178,61 @@ function opensslVersion(): string | undefined {
   return parseVersion(/OPENSSL_VERSION_TEXT\s+"([^"]*)"/.exec(text)?.[1] ?? '') ?? 'present';
 }
 
-export function toolChecks(opts: { needDebianSource?: boolean } = {}): ToolCheck[] {
+export interface CheckGroups {
+  /** The Debian kernel tarball is needed (no KERNEL_SRC / KERNEL_TARBALL given). */
+  needDebianSource?: boolean;
+  /** `make fresh-check`: debootstrap and git on the host. */
+  freshCheck?: boolean;
+}
+
+const CROSS_UAPI = '/usr/mipsel-linux-gnu/include/linux/if.h';
+
+export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
+  const pkg = (name: string, p: string, needed: string, why: string, probe: () => string | undefined): ToolCheck => ({ name, pkg: p, needed, why, probe });
+  const cmd = (name: string, p: string, needed: string, why: string) => pkg(name, p, needed, why, () => versionOf(name));
+  const present = (name: string, p: string, why: string) => pkg(name, p, 'any', why, () => (commandExists(name) ? (debVersion(p) ?? 'present') : undefined));
   return [
     // Minimums: Documentation/process/changes.rst of Linux 6.12, QEMU as tested.
-    { name: 'clang', pkg: 'clang', needed: '13.0.1', probe: () => versionOf('clang') },
-    { name: 'ld.lld', pkg: 'lld', needed: '13.0.1', probe: () => versionOf('ld.lld') },
-    { name: 'llvm-objcopy (llvm)', pkg: 'llvm', needed: '13.0.1', probe: () => versionOf('llvm-objcopy') },
-    { name: 'mipsel-linux-gnu-ld (binutils)', pkg: 'binutils-mipsel-linux-gnu', needed: '2.25', probe: () => versionOf('mipsel-linux-gnu-ld') },
-    { name: 'mipsel-linux-gnu-gcc', pkg: 'gcc-mipsel-linux-gnu', needed: '5.1', probe: () => versionOf('mipsel-linux-gnu-gcc') },
-    { name: 'gcc (host)', pkg: 'gcc', needed: '5.1', probe: () => versionOf('gcc') },
-    { name: 'qemu-system-mipsel', pkg: 'qemu-system-mips', needed: '7.2', probe: () => versionOf('qemu-system-mipsel') },
-    { name: 'make', pkg: 'make', needed: '4.0', probe: () => versionOf('make') },
-    { name: 'flex', pkg: 'flex', needed: '2.5.35', probe: () => versionOf('flex') },
-    { name: 'bison', pkg: 'bison', needed: '2.0', probe: () => versionOf('bison') },
-    { name: 'bc', pkg: 'bc', needed: 'any', probe: () => versionOf('bc') },
-    { name: 'cpio', pkg: 'cpio', needed: 'any', probe: () => versionOf('cpio') },
-    { name: 'xz', pkg: 'xz-utils', needed: 'any', probe: () => versionOf('xz') },
-    { name: 'tar', pkg: 'tar', needed: 'any', probe: () => versionOf('tar') },
-    { name: 'patch', pkg: 'patch', needed: 'any', probe: () => versionOf('patch') },
-    { name: 'C library headers (host)', pkg: 'libc6-dev', needed: 'any', probe: () => headerVersion('/usr/include/stdio.h', 'libc6-dev') },
-    // The router userspace: busybox from Debian's source package, musl-dev:mipsel (src/userspace/busybox.ts).
-    { name: 'dpkg-source (dpkg-dev)', pkg: 'dpkg-dev', needed: 'any', probe: () => versionOf('dpkg-source') },
-    { name: 'bzip2', pkg: 'bzip2', needed: 'any', probe: () => (commandExists('bzip2') ? (debVersion('bzip2') ?? 'present') : undefined) },
-    { name: 'dpkg architecture mipsel', pkg: '', needed: 'any', setup: 'mipsel-architecture', probe: () => (foreignArchs().includes('mipsel') ? 'present' : undefined) },
-    { name: 'apt deb-src entry', pkg: '', needed: 'any', setup: 'deb-src', probe: () => (hasDebSrc(aptSourceFiles()) ? 'present' : undefined) },
-    { name: 'libelf headers', pkg: 'libelf-dev', needed: 'any', probe: () => headerVersion('/usr/include/libelf.h', 'libelf-dev') },
-    { name: 'openssl headers', pkg: 'libssl-dev', needed: '1.0.0', probe: opensslVersion },
+    cmd('clang', 'clang', '13.0.1', 'kernel, shim and PID 1 (TOOLCHAIN=clang, the default)'),
+    cmd('ld.lld', 'lld', '13.0.1', 'links the PID 1 and test programs built with clang'),
+    pkg('llvm-objcopy (llvm)', 'llvm', '13.0.1', 'llvm-objcopy/readelf/objdump for the clang kernel and verify tests', () => versionOf('llvm-objcopy')),
+    cmd('mipsel-linux-gnu-ld', 'binutils-mipsel-linux-gnu', '2.25', 'assembler and linker of the kernel and shim'),
+    cmd('mipsel-linux-gnu-gcc', 'gcc-mipsel-linux-gnu', '5.1', 'TOOLCHAIN=gcc kernel; musl and busybox of the router'),
+    pkg('mipsel kernel UAPI headers', 'linux-libc-dev-mipsel-cross', 'any', 'linux/*.h for busybox (only a Recommends of the cross gcc)', () => headerVersion(CROSS_UAPI, 'linux-libc-dev-mipsel-cross')),
+    cmd('gcc', 'gcc', '5.1', "the kernel's host programs (scripts/, kconfig)"),
+    pkg('C library headers (host)', 'libc6-dev', 'any', "the kernel's host programs", () => headerVersion('/usr/include/stdio.h', 'libc6-dev')),
+    cmd('qemu-system-mipsel', 'qemu-system-mips', '7.2', 'boots and tests (no firmware package needed)'),
+    cmd('make', 'make', '4.0', 'kernel build'),
+    cmd('flex', 'flex', '2.5.35', 'kernel build (kconfig, dtc)'),
+    cmd('bison', 'bison', '2.0', 'kernel build (kconfig, dtc)'),
+    cmd('bc', 'bc', 'any', 'kernel build (timeconst)'),
+    cmd('cpio', 'cpio', 'any', 'initramfs checks'),
+    cmd('xz', 'xz-utils', 'any', 'the Debian kernel tarball'),
+    cmd('tar', 'tar', 'any', 'kernel source'),
+    cmd('patch', 'patch', 'any', 'applies kernel/patches/'),
+    pkg('libelf headers', 'libelf-dev', 'any', 'kernel build (host tools)', () => headerVersion('/usr/include/libelf.h', 'libelf-dev')),
+    pkg('openssl headers', 'libssl-dev', '1.0.0', 'kernel build (certs, sign-file)', opensslVersion),
+    // The router userspace: busybox and musl from Debian's source packages (src/userspace/busybox.ts).
+    pkg('dpkg-source (dpkg-dev)', 'dpkg-dev', 'any', 'apt-get source and unpacking busybox/musl', () => versionOf('dpkg-source')),
+    present('bzip2', 'bzip2', "busybox's source tarball"),
     {
-      name: `linux-source-6.12 (${DEBIAN_TARBALL})`,
-      pkg: 'linux-source-6.12',
-      needed: '6.12',
-      optional: opts.needDebianSource === false,
-      probe: () => (existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),
+      name: `apt deb-src entry for ${SOURCE_SUITE}`,
+      pkg: '',
+      needed: 'any',
+      why: `apt-get source of the pinned busybox and musl (Debian ${SOURCE_SUITE})`,
+      setup: 'deb-src',
+      probe: () => (hasDebSrc(aptSourceFiles()) ? 'present' : undefined),
     },
+    // The tests: QEMU runs with its firmware directories hidden (src/qemu/firmware.ts).
+    present('unshare', 'util-linux', 'tests: boots with QEMU firmware hidden'),
+    present('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
+    {
+      ...pkg(`linux-source-6.12 (${DEBIAN_TARBALL})`, 'linux-source-6.12', '6.12', 'the kernel source (unless KERNEL_SRC or KERNEL_TARBALL)', () =>
+        existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),
+      optional: opts.needDebianSource === false,
+    },
+    { ...cmd('git', 'git', 'any', 'make fresh-check (a clean clone), build-time bench'), optional: !opts.freshCheck },
+    { ...cmd('debootstrap', 'debootstrap', 'any', 'make fresh-check (a throwaway Debian root)'), optional: !opts.freshCheck },
   ];
 }
 
@@ -169,21 +240,22 @@ export function checkTools(checks: readonly ToolCheck[]): ToolStatus[] {
   return checks.map((c) => {
     const found = c.probe();
     if (found === undefined) {
-      return { name: c.name, pkg: c.pkg, needed: c.needed, ok: Boolean(c.optional), problem: 'missing' };
+      return { name: c.name, pkg: c.pkg, needed: c.needed, why: c.why, ok: Boolean(c.optional), problem: 'missing' };
     }
     const ok = found === 'present' || versionAtLeast(found, c.needed);
-    return { name: c.name, pkg: c.pkg, needed: c.needed, found, ok, problem: ok ? undefined : `too old (need ${c.needed})` };
+    return { name: c.name, pkg: c.pkg, needed: c.needed, why: c.why, found, ok, problem: ok ? undefined : `too old (need ${c.needed})` };
   });
 }
 
 export function renderTable(rows: readonly ToolStatus[]): string {
-  const head = ['tool', 'needed', 'found', 'status', 'package'];
+  const head = ['tool', 'needed', 'found', 'status', 'package', 'why'];
   const body = rows.map((r) => [
     r.name,
     r.needed === 'any' ? 'any' : `>= ${r.needed}`,
     r.found ?? '-',
     r.ok ? (r.found ? 'ok' : 'not needed') : (r.problem ?? 'missing'),
     r.pkg || '(apt setup)',
+    r.why ?? '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
@@ -202,9 +274,7 @@ export function missingSetup(rows: readonly ToolStatus[], checks: readonly ToolC
 
 /** Say how to do by hand what --install would do for the setup items. */
 export function setupHelp(items: readonly AptSetup[]): string {
-  return items
-    .map((i) => (i === 'mipsel-architecture' ? 'dpkg --add-architecture mipsel' : `add a deb-src entry for the Debian archive (e.g. ${DEB_SRC_FILE} with "Types: deb-src")`))
-    .join('; ');
+  return items.map(() => `add a deb-src entry for Debian ${SOURCE_SUITE} main (e.g. ${DEB_SRC_FILE}: "Types: deb-src", your archive's URIs, "Suites: ${SOURCE_SUITE}") and apt-get update`).join('; ');
 }
 
 export function aptCommand(pkgs: readonly string[]): string[] {
@@ -230,6 +300,8 @@ export interface DoctorOptions {
   install?: boolean;
   json?: boolean;
   needDebianSource?: boolean;
+  /** Also what `make fresh-check` needs on the host. */
+  freshCheck?: boolean;
   /** For tests: the checks to run and how installing would work. */
   checks?: readonly ToolCheck[];
   method?: 'root' | 'sudo' | 'none';
@@ -237,7 +309,7 @@ export interface DoctorOptions {
 
 /** `xip doctor`: returns the exit code. */
 export async function doctor(o: DoctorOptions = {}): Promise<number> {
-  const checks = () => o.checks ?? toolChecks({ needDebianSource: o.needDebianSource });
+  const checks = () => o.checks ?? toolChecks({ needDebianSource: o.needDebianSource, freshCheck: o.freshCheck });
   let rows = checkTools(checks());
   let missing = missingPackages(rows);
   let setup = missingSetup(rows, checks());
@@ -256,16 +328,11 @@ export async function doctor(o: DoctorOptions = {}): Promise<number> {
       const onLine = input === undefined ? (l: string) => info(`  ${l}`) : undefined;
       await run(c!, a, { env, what, input, onLine, inheritStdin: method === 'sudo' && input === undefined });
     };
-    for (const item of setup) {
-      if (item === 'mipsel-architecture') {
-        info('apt setup: dpkg --add-architecture mipsel');
-        await asRoot(['dpkg', '--add-architecture', 'mipsel'], 'dpkg --add-architecture mipsel');
-      } else {
-        const entry = debSrcFrom(aptSourceFiles());
-        if (!entry) throw new XipError(`no deb entry in ${SOURCES} or ${SOURCES_D} to derive a deb-src entry from: add one by hand`, { exitCode: EXIT.environment });
-        info(`apt setup: ${entry.path} (deb-src for the same archive)`);
-        await asRoot(['tee', entry.path], `write ${entry.path}`, entry.text);
-      }
+    if (setup.includes('deb-src')) {
+      const entry = debSrcFrom(aptSourceFiles());
+      if (!entry) throw new XipError(`no deb entry in ${SOURCES} or ${SOURCES_D} to derive a deb-src entry from: ${setupHelp(setup)}`, { exitCode: EXIT.environment });
+      info(`apt setup: ${entry.path} (deb-src for Debian ${SOURCE_SUITE} from the same archive)`);
+      await asRoot(['tee', entry.path], `write ${entry.path}`, entry.text);
     }
     info(`installing: ${missing.join(' ') || '(nothing; apt configuration changed)'}`);
     await asRoot(['apt-get', 'update'], 'apt-get update');

@@ -5,6 +5,8 @@ import {
   checkTools,
   debSrcFrom,
   hasDebSrc,
+  parseAptSources,
+  SOURCE_SUITE,
   doctor,
   installMethod,
   missingPackages,
@@ -77,9 +79,20 @@ describe('tool table', () => {
       'libssl-dev',
       'make',
       'linux-source-6.12',
+      // Recommends of other packages that the build and tests need: named, never assumed.
+      'linux-libc-dev-mipsel-cross',
+      'dpkg-dev',
+      'util-linux',
+      'mount',
     ]) {
       assert.ok(pkgs.includes(p), p);
     }
+    for (const c of toolChecks()) assert.ok(c.why && c.why.length > 5, `${c.name} says why it is needed`);
+    // The firmware packages QEMU only recommends are never needed.
+    for (const p of ['ipxe-qemu', 'seabios', 'qemu-system-data']) assert.ok(!pkgs.includes(p), p);
+    // fresh-check's tools are needed only for it.
+    assert.equal(toolChecks().find((c) => c.pkg === 'debootstrap')?.optional, true);
+    assert.equal(toolChecks({ freshCheck: true }).find((c) => c.pkg === 'debootstrap')?.optional, false);
   });
 
   it('marks missing and too-old tools and lists their packages once', () => {
@@ -138,32 +151,43 @@ describe('xip doctor', () => {
   });
 });
 
-describe('apt setup for the router userspace (mipsel architecture, deb-src)', () => {
+describe('apt setup for the router userspace (deb-src for the pinned suite)', () => {
   const deb822 = {
     name: '/etc/apt/sources.list.d/debian.sources',
-    text: 'Types: deb\nURIs: http://archive.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n',
+    text: 'Types: deb\nURIs: http://archive.example/debian\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://archive.example/debian-security\nSuites: trixie-security\nComponents: main\n',
   };
-  it('sees a deb-src entry in either format, and none in plain deb entries', () => {
+  it('parses both formats: deb822 stanzas and one-line entries with options', () => {
+    const e = parseAptSources([deb822, { name: '/etc/apt/sources.list', text: '# c\ndeb [arch=amd64 signed-by=/x.gpg] http://a/debian bookworm main contrib\n' }]);
+    assert.deepEqual(e[0], { types: ['deb'], uris: ['http://archive.example/debian'], suites: ['trixie', 'trixie-updates'], components: ['main'], signedBy: '/k.gpg' });
+    assert.equal(e[1]?.uris[0], 'http://archive.example/debian-security');
+    assert.deepEqual(e[2], { types: ['deb'], uris: ['http://a/debian'], suites: ['bookworm'], components: ['main', 'contrib'], signedBy: '/x.gpg' });
+  });
+  it('sees a deb-src entry only for the pinned suite (bookworm) and main', () => {
+    assert.equal(SOURCE_SUITE, 'bookworm');
     assert.equal(hasDebSrc([deb822]), false);
-    assert.equal(hasDebSrc([{ name: 'x.sources', text: 'Types: deb deb-src\nURIs: u\n' }]), true);
+    assert.equal(hasDebSrc([{ name: 'x.sources', text: 'Types: deb deb-src\nURIs: u\nSuites: bookworm\nComponents: main\n' }]), true);
+    assert.equal(hasDebSrc([{ name: 'x.sources', text: 'Types: deb-src\nURIs: u\nSuites: trixie\nComponents: main\n' }]), false, 'another suite');
+    assert.equal(hasDebSrc([{ name: 'x.sources', text: 'Enabled: no\nTypes: deb-src\nURIs: u\nSuites: bookworm\nComponents: main\n' }]), false, 'disabled');
     assert.equal(hasDebSrc([{ name: 'sources.list', text: '# deb-src commented\ndeb-src http://a/debian bookworm main\n' }]), true);
     assert.equal(hasDebSrc([{ name: 'sources.list', text: '# deb-src http://a/debian bookworm main\n' }]), false);
   });
-  it('derives deb-src from the same archive as the deb entries', () => {
-    const s = debSrcFrom([deb822]);
+  it('derives deb-src for bookworm from the archive of the deb entries (not the security archive), with its key', () => {
+    const s = debSrcFrom([deb822], 'bookworm', '/fallback.gpg');
     assert.equal(s?.path, '/etc/apt/sources.list.d/xip-deb-src.sources');
-    assert.match(s!.text, /^Types: deb-src$/m);
-    assert.match(s!.text, /^URIs: http:\/\/archive\.example\/debian$/m);
-    const l = debSrcFrom([{ name: '/etc/apt/sources.list', text: 'deb http://a/debian bookworm main\n# x\n' }]);
-    assert.equal(l?.text, 'deb-src http://a/debian bookworm main\n');
+    const body = s!.text.replace(/^#.*\n/gm, '');
+    assert.equal(body, 'Types: deb-src\nURIs: http://archive.example/debian\nSuites: bookworm\nComponents: main\nSigned-By: /k.gpg\n');
+    // A one-line entry without a key: the archive keyring.
+    const l = debSrcFrom([{ name: '/etc/apt/sources.list', text: 'deb http://a/debian trixie main\n# x\n' }], 'bookworm', '/fallback.gpg');
+    assert.match(l!.text, /^URIs: http:\/\/a\/debian\nSuites: bookworm\nComponents: main\nSigned-By: \/fallback\.gpg$/m);
+    assert.equal(hasDebSrc([{ name: l!.path, text: l!.text }]), true, 'what it writes satisfies the check');
     assert.equal(debSrcFrom([{ name: '/etc/apt/sources.list', text: '# nothing\n' }]), undefined);
   });
   it('--install without root or sudo says how to set up apt by hand', async () => {
-    const setup: ToolCheck = { ...fake('dpkg architecture mipsel', '', 'any', undefined), setup: 'mipsel-architecture' };
+    const setup: ToolCheck = { ...fake('apt deb-src entry', '', 'any', undefined), setup: 'deb-src' };
     await assert.rejects(doctor({ install: true, method: 'none', checks: [setup] }), (e: unknown) => {
       assert.ok(e instanceof XipError);
       assert.equal(e.exitCode, 3);
-      assert.match(e.message, /dpkg --add-architecture mipsel/);
+      assert.match(e.message, /deb-src entry for Debian bookworm/);
       assert.doesNotMatch(e.message, /apt-get install -y --no-install-recommends\s*$/);
       return true;
     });
