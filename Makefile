@@ -6,7 +6,7 @@
 #   make help         list the targets
 
 # Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC
-# KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS. Given on the command line
+# KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN. Given on the command line
 # (make VARIANT=stock) or in the environment, make passes them on to every
 # recipe by itself; they are not defined here, so an unset variable stays
 # unset (not exported as an empty string).
@@ -17,7 +17,7 @@ XIP  := $(NODE) bin/xip.mjs
 NODE_STAMP := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel image verify boot test run soak bench clean distclean help check-deps
+.PHONY: all deps source kernel image verify boot test run soak bench fresh-check clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -61,6 +61,11 @@ test: check-deps ## install what is missing, build the XIP kernel and image, the
 	$(NODE) --import tsx --import ./test/setup.ts --test --test-reporter=spec test/*.test.ts || exit $$?; \
 	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc
 
+# Needs root (debootstrap, chroot, mounts); tests the committed HEAD, not uncommitted changes.
+fresh-check: $(NODE_STAMP) ## make + make test in a new Debian root (DEBIAN=12|13, default 13)
+	@$(XIP) doctor --fresh-check >/dev/null 2>&1 || $(XIP) doctor --fresh-check --install
+	$(XIP) fresh-check --debian $(or $(DEBIAN),13)
+
 # Slow (several minutes per config; the build timing does a clean build in a
 # fresh clone): not part of make test. BENCH_BUILD_TIME=0 skips the build timing.
 bench: $(NODE_STAMP) ## measure XIP against stock (minimal + router configs): bench/results-*.json and the README results
@@ -74,4 +79,4 @@ distclean: ## remove build/ entirely and node_modules
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
-	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS'
+	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN'

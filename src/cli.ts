@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { makeContext, type BuildContext, type ContextOptions } from './context.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { info, setVerbose } from './log.ts';
-import { killAllChildren, stopAllChildren } from './proc.ts';
+import { killAllChildren, runCleanups, stopAllChildren } from './proc.ts';
 
 /**
  * The `xip` command: argument parsing only. Every command is a function in
@@ -105,12 +105,14 @@ export function buildProgram(): Command {
     .description('check host tools (version found and needed); --install adds missing')
     .option('--install', 'apt-get install the missing packages (as root, or through sudo)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { install?: boolean; json?: boolean }) => {
+    .option('--fresh-check', 'also what make fresh-check needs on the host (debootstrap, git)')
+    .action(async (o: { install?: boolean; json?: boolean; freshCheck?: boolean }) => {
       const g = globals();
       const { doctor } = await import('./doctor.ts');
       exitCode = await doctor({
         install: o.install,
         json: o.json,
+        freshCheck: o.freshCheck,
         needDebianSource: !g.kernelSrc && !g.kernelTarball,
       });
     });
@@ -264,6 +266,22 @@ export function buildProgram(): Command {
       assertSoaked(r);
     });
 
+  program
+    .command('fresh-check')
+    .description("README's make + make test in a new debootstrap root (Debian 12|13)")
+    .addOption(new Option('--debian <12|13>', 'Debian release of the root (env DEBIAN)').env('DEBIAN'))
+    .option('--keep', 'keep the root afterwards (mounts are removed all the same)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { debian?: string; keep?: boolean; json?: boolean }) => {
+      const { freshCheck, formatFresh, releaseOf } = await import('./fresh.ts');
+      const { REPO_ROOT } = await import('./context.ts');
+      const g = globals();
+      const release = releaseOf(o.debian);
+      const r = await freshCheck({ repo: REPO_ROOT, release, keep: o.keep, workDir: g.buildDir ? `${g.buildDir}/fresh/debian-${release.version}` : undefined });
+      if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      info(formatFresh(r));
+    });
+
   return program;
 }
 
@@ -286,7 +304,9 @@ function installSignalHandlers(): void {
       stopping = true;
       interrupted = true;
       process.stderr.write(`\nxip: interrupted (${sig}); stopping child processes\n`);
-      void stopAllChildren().finally(() => process.exit(EXIT.interrupted));
+      void stopAllChildren()
+        .then(runCleanups)
+        .finally(() => process.exit(EXIT.interrupted));
     });
   }
 }

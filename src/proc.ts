@@ -72,6 +72,32 @@ export async function stopAllChildren(graceMs = KILL_GRACE_MS): Promise<void> {
   killAllChildren();
 }
 
+/**
+ * Work to undo when the toolkit stops, whichever way: unmounting a fresh
+ * root, say. Registered by the code that made the mess, removed by it when
+ * it cleaned up itself; run by the signal handler after the children have
+ * been stopped.
+ */
+const cleanups = new Set<() => Promise<void> | void>();
+
+export function addCleanup(fn: () => Promise<void> | void): () => void {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+/** Run every registered cleanup once (newest first); errors are reported, not thrown. */
+export async function runCleanups(): Promise<void> {
+  const all = [...cleanups].reverse();
+  cleanups.clear();
+  for (const fn of all) {
+    try {
+      await fn();
+    } catch (err) {
+      process.stderr.write(`xip: cleanup failed: ${(err as Error).message}\n`);
+    }
+  }
+}
+
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const start = Date.now();
   const what = opts.what ?? `${cmd} ${args.slice(0, 3).join(' ')}`.trim();
