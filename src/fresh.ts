@@ -310,6 +310,8 @@ export function formatFresh(r: FreshResult): string {
     `  times: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}`,
     ...Object.entries(r.versions).map(([k, v]) => `  ${k}: ${v}`),
     `  logs: ${r.logs}`,
+    // The plain closing line CI logs are read for.
+    ...(s ? [`fresh-check: ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped`] : []),
   ];
   return lines.join('\n');
 }

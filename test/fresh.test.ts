@@ -51,6 +51,7 @@ describe('fresh-check pieces', () => {
     const text = formatFresh({ debian: '13', commit: 'abcdef0123456789', ok: false, summary: testSummary(lines), seconds: { make: 1.5 }, versions: { qemu: 'QEMU 10.0' }, logs: '/l', date: 'd' });
     assert.match(text, /Debian 13 at abcdef012345: FAILED/);
     assert.match(text, /tests 312: 310 passed, 1 failed, 1 skipped/);
+    assert.match(text, /\nfresh-check: 310 passed, 1 failed, 1 skipped$/);
   });
 
   it('finds the mounts below a root, deepest first, and only those', () => {
