@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
 import type { BuildContext } from '../context.ts';
@@ -12,33 +12,37 @@ import { jobs } from '../kernel/kbuild.ts';
 /**
  * The router's busybox: Debian's busybox SOURCE package, configured with
  * only the applets the router needs (userspace/lwrt/busybox.config on top
- * of allnoconfig) and linked statically against Debian's musl for mipsel
- * with the gcc cross compiler. Debian's own busybox-static binary (2.3 MB,
- * 1.1 MB gzipped, glibc) does not fit the flash next to a networking
- * kernel; this one is about a sixth of that.
+ * of allnoconfig) and linked statically against musl, itself built from
+ * Debian's musl SOURCE package, both with the board's gcc cross compiler.
+ * Debian's own busybox-static binary (2.3 MB, 1.1 MB gzipped, glibc) does
+ * not fit the flash next to a networking kernel; this one is about a sixth
+ * of that.
  *
- * Everything comes from Debian through apt-get, never installed into the
- * host: `apt-get source --download-only` (needs a deb-src entry) and
- * `apt-get download musl-dev:mipsel` (needs `dpkg --add-architecture
- * mipsel`), each file checked against the sha256 pinned in
- * userspace/lwrt/busybox.json. The result is cached per input hash under
- * build/lwrt/, so every variant and a second build reuse it.
+ * Everything comes from Debian through `apt-get source --download-only`
+ * (needs a deb-src entry; `xip doctor --install` adds one for bookworm),
+ * never installed into the host, each file checked against the sha256
+ * pinned in userspace/lwrt/busybox.json. Source packages do not depend on
+ * the host's architectures (no foreign dpkg architecture), so the same pin
+ * serves Debian 12 and 13 (which has no mipsel port) and a big-endian board
+ * (musl's target comes from the board's cross compiler). musl is cached
+ * under build/lwrt/musl-<key>/, busybox under build/lwrt/busybox-<key>/,
+ * so every variant and a second build reuse them.
  */
+
+/** A Debian source package: what `apt-get source --download-only PACKAGE=VERSION` fetches, with each file's sha256. */
+const SourcePinSchema = z.object({
+  package: z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/),
+  version: z.string().regex(/^[0-9A-Za-z.+~:-]+$/),
+  files: z.record(z.string().regex(/^[A-Za-z0-9_.+~-]+$/), z.string().regex(/^[0-9a-f]{64}$/)),
+});
+export type SourcePin = z.infer<typeof SourcePinSchema>;
 
 export const PinSchema = z.object({
   comment: z.string().optional(),
-  source: z.object({
-    package: z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/),
-    version: z.string().regex(/^[0-9A-Za-z.+~:-]+$/),
-    files: z.record(z.string().regex(/^[A-Za-z0-9_.+~-]+$/), z.string().regex(/^[0-9a-f]{64}$/)),
-  }),
-  libc: z.object({
-    package: z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/),
-    arch: z.string().regex(/^[a-z0-9]+$/),
-    version: z.string().regex(/^[0-9A-Za-z.+~:-]+$/),
-    file: z.string().regex(/^[A-Za-z0-9_.+~%-]+\.deb$/),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  }),
+  /** busybox's source package. */
+  source: SourcePinSchema,
+  /** The C library's source package: musl (ensureMusl knows how to build only that one). */
+  libc: SourcePinSchema.extend({ package: z.literal('musl') }),
 });
 export type BusyboxPin = z.infer<typeof PinSchema>;
 
@@ -67,8 +71,10 @@ export function parsePin(text: string, where: string): BusyboxPin {
     const i = r.error.issues[0]!;
     throw badInput(`${where}: ${i.path.join('.') || '(top)'}: ${i.message}; fix the file`);
   }
-  const dsc = Object.keys(r.data.source.files).filter((f) => f.endsWith('.dsc'));
-  if (dsc.length !== 1) throw badInput(`${where}: source.files must list exactly one .dsc file`);
+  for (const k of ['source', 'libc'] as const) {
+    const dsc = Object.keys(r.data[k].files).filter((f) => f.endsWith('.dsc'));
+    if (dsc.length !== 1) throw badInput(`${where}: ${k}.files must list exactly one .dsc file`);
+  }
   return r.data;
 }
 
@@ -107,25 +113,31 @@ async function verifyFile(file: string, expected: string, pinFile: string): Prom
 }
 
 const APT_HELP =
-  'the host needs the mipsel architecture and a deb-src entry for the Debian archive: ' +
-  'dpkg --add-architecture mipsel, add "Types: deb-src" beside the deb entry in /etc/apt/sources.list.d/, apt-get update (.ci/run does this)';
+  'the host needs a deb-src entry for Debian bookworm (source packages only; the same for Debian 12 and 13 hosts): ' +
+  '`xip doctor --install` adds it (/etc/apt/sources.list.d/, "Types: deb-src", "Suites: bookworm") and runs apt-get update';
 
-/** Fetch (or reuse) the pinned source package and musl into dir; each file is checked against the pin. */
-export async function fetchPinned(pin: BusyboxPin, dir: string, pinFile: string, log: string): Promise<void> {
+/** The .dsc file of a source pin (parsePin makes sure there is exactly one). */
+function dscOf(pkg: SourcePin): string {
+  return Object.keys(pkg.files).find((f) => f.endsWith('.dsc'))!;
+}
+
+/** Fetch (or reuse) one pinned source package into dir; each file is checked against the pin. */
+export async function fetchSource(pkg: SourcePin, dir: string, pinFile: string, log: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const need = Object.entries(pin.source.files);
+  const spec = `${pkg.package}=${pkg.version}`;
+  const need = Object.entries(pkg.files);
   const have = (f: string) => existsSync(join(dir, f));
   if (!need.every(([f]) => have(f))) {
     const tmp = join(dir, `.apt-source.${process.pid}.tmp`);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     try {
-      await run('apt-get', ['source', '--download-only', `${pin.source.package}=${pin.source.version}`], {
+      await run('apt-get', ['source', '--download-only', spec], {
         cwd: tmp,
         log,
-        what: `apt-get source ${pin.source.package}=${pin.source.version}`,
+        what: `apt-get source ${spec}`,
       }).catch((err: unknown) => {
-        throw new XipError(`apt-get source ${pin.source.package}=${pin.source.version} failed (log ${log}): ${APT_HELP}`, {
+        throw new XipError(`apt-get source ${spec} failed (log ${log}): ${APT_HELP}`, {
           exitCode: EXIT.environment,
           details: err instanceof XipError ? err.details : [],
           cause: err,
@@ -134,7 +146,7 @@ export async function fetchPinned(pin: BusyboxPin, dir: string, pinFile: string,
       for (const [f, sum] of need) {
         const got = join(tmp, f);
         if (!existsSync(got)) {
-          throw new XipError(`apt-get source fetched no ${f}: the archive has another build of ${pin.source.package}; update ${pinFile}`);
+          throw new XipError(`apt-get source fetched no ${f}: the archive has another build of ${pkg.package}; update ${pinFile}`);
         }
         await verifyFile(got, sum, pinFile);
       }
@@ -144,33 +156,15 @@ export async function fetchPinned(pin: BusyboxPin, dir: string, pinFile: string,
     }
   }
   for (const [f, sum] of need) await verifyFile(join(dir, f), sum, pinFile);
-  const dscFile = need.find(([f]) => f.endsWith('.dsc'))![0];
+  const dscFile = dscOf(pkg);
   const v = parseDscVersion(readFileSync(join(dir, dscFile), 'utf8'));
-  if (v !== pin.source.version) throw new XipError(`${dscFile}: version ${v ?? '(none)'} is not ${pin.source.version} of ${pinFile}`);
+  if (v !== pkg.version) throw new XipError(`${dscFile}: version ${v ?? '(none)'} is not ${pkg.version} of ${pinFile}`);
+}
 
-  const deb = join(dir, pin.libc.file);
-  if (!existsSync(deb)) {
-    const spec = `${pin.libc.package}:${pin.libc.arch}=${pin.libc.version}`;
-    const tmp = join(dir, `.apt-download.${process.pid}.tmp`);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    try {
-      await run('apt-get', ['download', spec], { cwd: tmp, log, what: `apt-get download ${spec}` }).catch((err: unknown) => {
-        throw new XipError(`apt-get download ${spec} failed (log ${log}): ${APT_HELP}`, {
-          exitCode: EXIT.environment,
-          details: err instanceof XipError ? err.details : [],
-          cause: err,
-        });
-      });
-      const got = readdirSync(tmp).filter((f) => f.endsWith('.deb'));
-      if (got.length !== 1) throw new XipError(`apt-get download ${spec} left ${got.length} .deb files, expected one`);
-      await verifyFile(join(tmp, got[0]!), pin.libc.sha256, pinFile);
-      renameSync(join(tmp, got[0]!), deb);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  await verifyFile(deb, pin.libc.sha256, pinFile);
+/** Fetch (or reuse) the pinned busybox and musl source packages into dir. */
+export async function fetchPinned(pin: BusyboxPin, dir: string, pinFile: string, log: string): Promise<void> {
+  await fetchSource(pin.source, dir, pinFile, log);
+  await fetchSource(pin.libc, dir, pinFile, log);
 }
 
 /** Apply a fragment (CONFIG_X=y / "# CONFIG_X is not set" lines) to a .config text. */
@@ -200,10 +194,10 @@ export function missingFromConfig(final: string, fragment: string): string[] {
     });
 }
 
-/** gcc specs that compile and link statically against the extracted musl (paths from the pin's package). */
-export function muslSpecs(muslRoot: string, khdr: string, triple = 'mipsel-linux-musl'): string {
-  const inc = join(muslRoot, 'usr', 'include', triple);
-  const lib = join(muslRoot, 'usr', 'lib', triple);
+/** gcc specs that compile and link statically against the installed musl (muslRoot/include, muslRoot/lib). */
+export function muslSpecs(muslRoot: string, khdr: string): string {
+  const inc = join(muslRoot, 'include');
+  const lib = join(muslRoot, 'lib');
   const cpp = `-nostdinc -isystem ${inc} -isystem ${khdr} -isystem include%s`;
   return [
     '%rename cpp_options old_cpp_options',
@@ -232,12 +226,30 @@ export function muslSpecs(muslRoot: string, khdr: string, triple = 'mipsel-linux
   ].join('\n');
 }
 
+/** What a musl build is: the Debian source package, the configure target and musl's ARCH plus SUBARCH. */
+export interface MuslInfo {
+  package: string;
+  version: string;
+  files: Record<string, string>;
+  /** musl's ./configure --target: the cross compiler's triple, e.g. mipsel-linux-gnu. */
+  target: string;
+  /** musl's ARCH and SUBARCH from its config.mak, e.g. mipsel (hard float; -sf would be soft float). */
+  arch: string;
+}
+
+export interface MuslBuild {
+  /** The installed prefix: include/ and lib/ (libc.a, crt1.o, crti.o, crtn.o). */
+  root: string;
+  info: MuslInfo;
+}
+
 export interface BusyboxInfo {
   /** Upstream version, e.g. 1.35.0. */
   version: string;
   /** The Debian source package it was built from. */
   source: { package: string; version: string; files: Record<string, string> };
-  libc: { package: string; arch: string; version: string; sha256: string };
+  /** The C library it is linked against (statically). */
+  libc: MuslInfo;
   /** sha256 and size of the stripped static binary. */
   sha256: string;
   size: number;
@@ -250,16 +262,59 @@ export interface BusyboxBuild {
   info: BusyboxInfo;
 }
 
-/** Inputs that decide the busybox binary (its cache key). */
+/** musl's configure --target for a cross compiler prefix: mipsel-linux-gnu- -> mipsel-linux-gnu. */
+export function muslTarget(crossCompile: string): string {
+  const m = /^([A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)+)-$/.exec(basename(crossCompile));
+  if (!m) {
+    throw badInput(`board crossCompile "${crossCompile}" is not a cross compiler prefix like mipsel-linux-gnu- (a triple and a trailing dash): musl's target comes from it`);
+  }
+  return m[1]!;
+}
+
+/**
+ * musl's ./configure arguments. No -O in CFLAGS: musl then picks its own
+ * (-Os, with its string, malloc and internal code at -O3). Hard or soft
+ * float, endianness and ISA come from the compiler and cpuFlags.
+ */
+export function muslConfigureArgs(crossCompile: string, cpuFlags: readonly string[]): string[] {
+  return [
+    `--target=${muslTarget(crossCompile)}`,
+    `CROSS_COMPILE=${crossCompile}`,
+    `CC=${crossCompile}gcc`,
+    `CFLAGS=${cpuFlags.join(' ')}`,
+    '--prefix=/',
+    '--disable-shared',
+    '--disable-wrapper',
+  ];
+}
+
+/** Change when the musl build steps change in a way its configure arguments do not show. */
+const MUSL_RECIPE = 'musl-source-1';
+
+/** Inputs that decide the musl build (its cache key): the pin's libc entry, the recipe and the board's compiler and flags. */
+export function muslKey(pin: BusyboxPin, crossCompile: string, cpuFlags: readonly string[]): string {
+  return sha256(JSON.stringify([MUSL_RECIPE, pin.libc, muslConfigureArgs(crossCompile, cpuFlags)])).slice(0, 16);
+}
+
+/** Inputs that decide the busybox binary (its cache key); the pin file includes musl's. */
 export function busyboxKey(repo: string, crossCompile: string, cpuFlags: readonly string[]): string {
   const parts = [
     readFileSync(pinPath(repo), 'utf8'),
     readFileSync(configFragmentPath(repo), 'utf8'),
     readFileSync(join(repo, 'src', 'userspace', 'busybox.ts'), 'utf8'),
+    muslKey(readPin(repo), crossCompile, cpuFlags),
     crossCompile,
     cpuFlags.join(' '),
   ];
   return sha256(parts.join('\0')).slice(0, 16);
+}
+
+/** musl's ARCH and SUBARCH from the config.mak its configure wrote: "ARCH = mips", "SUBARCH = el" -> mipsel. */
+export function muslArchOf(configMak: string): string {
+  const get = (k: string) => new RegExp(`^${k} = (.*)$`, 'm').exec(configMak)?.[1]?.trim();
+  const arch = get('ARCH');
+  if (!arch) throw new XipError('musl config.mak has no ARCH line: musl\'s configure did not finish');
+  return `${arch}${get('SUBARCH') ?? ''}`;
 }
 
 /** The host directories with the kernel's UAPI headers for the target (from the cross libc's dev package). */
@@ -271,6 +326,68 @@ function kernelHeaderDirs(crossCompile: string): string {
     });
   }
   return dir;
+}
+
+/**
+ * Build musl from the pinned Debian source package for the board (cached
+ * under build/lwrt/musl-<key>/): Debian's patches applied by dpkg-source,
+ * then musl's own configure and make, static only. The source package must
+ * already be in downloads (fetchPinned).
+ */
+export async function ensureMusl(ctx: BuildContext, pin: BusyboxPin, downloads: string): Promise<MuslBuild> {
+  const key = muslKey(pin, ctx.board.crossCompile, ctx.board.cpuFlags);
+  const base = join(ctx.buildDir, 'lwrt');
+  const out = join(base, `musl-${key}`);
+  const infoPath = join(out, 'musl.json');
+  if (existsSync(infoPath) && ['libc.a', 'crt1.o', 'crti.o', 'crtn.o'].every((f) => existsSync(join(out, 'lib', f)))) {
+    return { root: out, info: JSON.parse(readFileSync(infoPath, 'utf8')) as MuslInfo };
+  }
+  const log = join(base, `musl-${key}.log`);
+  mkdirSync(base, { recursive: true });
+  writeFileSync(log, '');
+  const started = Date.now();
+  const work = join(base, `.musl-${key}.${process.pid}.tmp`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  try {
+    const src = join(work, 'src');
+    await run('dpkg-source', ['--no-check', '-x', join(downloads, dscOf(pin.libc)), src], { log, what: 'dpkg-source -x (musl)' });
+    // The host's flags are not the target's.
+    const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+    for (const v of ['CFLAGS', 'CPPFLAGS', 'LDFLAGS', 'LIBCC', 'CROSS_COMPILE', 'CC', 'AR', 'RANLIB']) delete env[v];
+    await run(join(src, 'configure'), muslConfigureArgs(ctx.board.crossCompile, ctx.board.cpuFlags), {
+      cwd: src,
+      log,
+      env,
+      what: 'musl configure',
+    });
+    const arch = muslArchOf(readFileSync(join(src, 'config.mak'), 'utf8'));
+    // The router userspace is o32 hard float, as Debian's mipsel musl was (the kernel emulates the FPU).
+    if (arch.endsWith('-sf')) {
+      throw new XipError(
+        `musl configured for ${arch} (soft float): ${ctx.board.crossCompile}gcc ${ctx.board.cpuFlags.join(' ')} does not default to hard float; ` +
+          'the router userspace is built hard float (o32): use a hard-float cross compiler such as Debian\'s gcc-mipsel-linux-gnu',
+      );
+    }
+    await run('make', [`-j${jobs()}`], { cwd: src, log, env, what: 'musl make' });
+    const done = join(work, 'result');
+    await run('make', ['install', `DESTDIR=${done}`], { cwd: src, log, env, what: 'musl make install' });
+    const inf: MuslInfo = {
+      package: pin.libc.package,
+      version: pin.libc.version,
+      files: pin.libc.files,
+      target: muslTarget(ctx.board.crossCompile),
+      arch,
+    };
+    writeFileAtomic(join(done, 'musl.json'), `${JSON.stringify(inf, null, 2)}\n`);
+    rmSync(out, { recursive: true, force: true });
+    renameSync(done, out);
+    const secs = ((Date.now() - started) / 1000).toFixed(0);
+    info(`musl ${upstreamVersion(inf.version)} (Debian source ${inf.package} ${inf.version}) for ${inf.target}, ${arch}: built in ${secs} s`);
+    return { root: out, info: inf };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -295,19 +412,17 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
   writeFileSync(log, '');
   const downloads = join(base, 'downloads');
   await fetchPinned(pin, downloads, pinFile, log);
+  const musl = await ensureMusl(ctx, pin, downloads);
 
   const work = join(base, `.busybox-${key}.${process.pid}.tmp`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   try {
-    const dsc = Object.keys(pin.source.files).find((f) => f.endsWith('.dsc'))!;
     const src = join(work, 'src');
-    await run('dpkg-source', ['--no-check', '-x', join(downloads, dsc), src], {
+    await run('dpkg-source', ['--no-check', '-x', join(downloads, dscOf(pin.source)), src], {
       log,
       what: 'dpkg-source -x (busybox)',
     });
-    const musl = join(work, 'musl');
-    await run('dpkg-deb', ['-x', join(downloads, pin.libc.file), musl], { log, what: `dpkg-deb -x ${pin.libc.file}` });
     // Only the kernel's UAPI directories of the cross headers: the rest is glibc's.
     const khdr = join(work, 'khdr');
     mkdirSync(khdr);
@@ -316,7 +431,7 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
       if (existsSync(join(hdrs, d))) symlinkSync(join(hdrs, d), join(khdr, d));
     }
     const specs = join(work, 'musl.specs');
-    writeFileSync(specs, muslSpecs(musl, khdr));
+    writeFileSync(specs, muslSpecs(musl.root, khdr));
 
     const obj = join(work, 'obj');
     mkdirSync(obj);
@@ -354,7 +469,7 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
     const inf: BusyboxInfo = {
       version: upstreamVersion(pin.source.version),
       source: { package: pin.source.package, version: pin.source.version, files: pin.source.files },
-      libc: { package: pin.libc.package, arch: pin.libc.arch, version: pin.libc.version, sha256: pin.libc.sha256 },
+      libc: musl.info,
       sha256: sha256(bytes),
       size: bytes.length,
       applets,
@@ -366,7 +481,9 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
     writeFileAtomic(join(done, 'busybox.config'), readFileSync(dotConfig));
     rmSync(out, { recursive: true, force: true });
     renameSync(done, out);
-    info(`busybox ${inf.version} (Debian ${pin.source.package} ${pin.source.version}, ${pin.libc.package}:${pin.libc.arch} ${pin.libc.version}): ${inf.size} bytes, sha256 ${inf.sha256}`);
+    info(
+      `busybox ${inf.version} (Debian source ${pin.source.package} ${pin.source.version}, ${musl.info.package} ${musl.info.version} ${musl.info.arch}): ${inf.size} bytes, sha256 ${inf.sha256}`,
+    );
     return { binary, info: inf };
   } finally {
     rmSync(work, { recursive: true, force: true });
