@@ -321,7 +321,7 @@ export function muslArchOf(configMak: string): string {
 function kernelHeaderDirs(crossCompile: string): string {
   const dir = join('/usr', crossCompile.replace(/-$/, ''), 'include');
   if (!existsSync(join(dir, 'linux', 'if.h'))) {
-    throw new XipError(`${dir}/linux not found: install linux-libc-dev-mipsel-cross (comes with gcc-mipsel-linux-gnu)`, {
+    throw new XipError(`${dir}/linux not found: install the kernel UAPI headers of the cross compiler (linux-libc-dev-${crossCompile.replace(/-linux-gnu-$/, '')}-cross; xip doctor --install does it)`, {
       exitCode: EXIT.environment,
     });
   }
