@@ -206,10 +206,13 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   if (existsSync(root)) await releaseRoot(root);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(logs, { recursive: true });
-  const removeCleanup = addCleanup(async () => {
-    await releaseRoot(root);
-    if (!o.keep) rmSync(root, { recursive: true, force: true });
-  });
+  // One release, shared by the normal end and an interruption (whichever comes first; the other waits for it).
+  let released: Promise<void> | undefined;
+  const release = () =>
+    (released ??= releaseRoot(root).then(() => {
+      if (!o.keep) rmSync(root, { recursive: true, force: true });
+    }));
+  const removeCleanup = addCleanup(release);
 
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     info(`fresh-check (Debian ${rel.version}): ${name} ...`);
@@ -295,9 +298,8 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   } finally {
     seconds.total = Math.round((Date.now() - started) / 100) / 10;
     writeFileAtomic(join(work, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    await release();
     removeCleanup();
-    await releaseRoot(root);
-    if (!o.keep) rmSync(root, { recursive: true, force: true });
   }
 }
 
