@@ -257,6 +257,8 @@ describe('busybox config', () => {
     assert.match(s, /\*link_libgcc:\n-L\/b\/musl\/lib /);
     assert.match(s, /\*startfile:\n\/b\/musl\/lib\/crt1\.o \/b\/musl\/lib\/crti\.o/);
     assert.match(s, /\*endfile:\ncrtend\.o%s \/b\/musl\/lib\/crtn\.o/);
-    assert.match(s, /\*link:\n-nostdlib -static/);
+    assert.match(s, /\*link:\n%\{EB\} %\{EL\} -nostdlib -static/);
+    // The compiler's own cc1 spec stays in front (it maps -EL/-EB, which gcc 14 always passes, to -mel/-meb).
+    assert.match(s, /%rename cc1 old_cc1\n\n\*cc1:\n%\(old_cc1\) -nostdinc /);
   });
 });

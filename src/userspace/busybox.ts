@@ -205,8 +205,11 @@ export function muslSpecs(muslRoot: string, khdr: string): string {
     '*cpp_options:',
     `${cpp} %(old_cpp_options)`,
     '',
+    // Keep the compiler's own cc1 options: gcc 14's driver adds -EL/-EB, which only they turn into -mel/-meb.
+    '%rename cc1 old_cc1',
+    '',
     '*cc1:',
-    `%(cc1_cpu) ${cpp}`,
+    `%(old_cc1) ${cpp}`,
     '',
     '*link_libgcc:',
     `-L${lib} -L .%s`,
@@ -221,7 +224,7 @@ export function muslSpecs(muslRoot: string, khdr: string): string {
     `crtend.o%s ${lib}/crtn.o`,
     '',
     '*link:',
-    '-nostdlib -static',
+    '%{EB} %{EL} -nostdlib -static',
     '',
   ].join('\n');
 }
