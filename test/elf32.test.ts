@@ -240,20 +240,26 @@ function readelfJson(path: string): ReadelfView {
     { what: 'llvm-readelf' },
   );
   const top = JSON.parse(out) as any[];
-  const f = Object.values(top[0])[0] as any;
+  // LLVM 14 nests each file's report under its name; LLVM 15 and later (Debian 13's 19) put it at the top.
+  const f = (top[0].ElfHeader ? top[0] : Object.values(top[0])[0]) as any;
   const num = (v: any): number => (typeof v === 'string' ? Number(v) : v);
+  // LLVM 14 writes enums as {Value: name, RawValue: n} and flags as {RawFlags: n};
+  // LLVM 15 and later as {Name: name, Value: n} and {Value: n, Flags: [...]}.
+  const raw = (x: any): number => (typeof x.RawValue === 'number' ? x.RawValue : x.Value);
+  const flags = (x: any): number => (typeof x.RawFlags === 'number' ? x.RawFlags : x.Value);
+  const text = (x: any): string => (typeof x.Value === 'string' ? x.Value : x.Name);
   return {
     entry: num(f.ElfHeader.Entry),
     segments: (f.ProgramHeaders ?? []).map((p: any) => {
       const h = p.ProgramHeader;
       return {
-        type: h.Type.RawValue,
+        type: raw(h.Type),
         offset: h.Offset,
         vaddr: h.VirtualAddress,
         paddr: h.PhysicalAddress,
         filesz: h.FileSize,
         memsz: h.MemSize,
-        flags: h.Flags.RawFlags,
+        flags: flags(h.Flags),
         align: h.Alignment,
       };
     }),
@@ -261,9 +267,9 @@ function readelfJson(path: string): ReadelfView {
       const s = x.Section;
       return {
         index: s.Index,
-        name: s.Name.Value,
-        type: s.Type.RawValue,
-        flags: s.Flags.RawFlags,
+        name: text(s.Name),
+        type: raw(s.Type),
+        flags: flags(s.Flags),
         addr: s.Address,
         offset: s.Offset,
         size: s.Size,
@@ -278,13 +284,13 @@ function readelfJson(path: string): ReadelfView {
       const s = x.Symbol;
       return {
         // readelf shows section symbols (st_name 0) under their section's name; the raw name is empty.
-        name: s.Type.RawValue === 3 && s.Name.RawValue === 0 ? '' : s.Name.Value,
+        name: raw(s.Type) === 3 && raw(s.Name) === 0 ? '' : text(s.Name),
         value: s.Value,
         size: s.Size,
-        type: s.Type.RawValue,
-        bind: s.Binding.RawValue,
-        other: typeof s.Other === 'number' ? s.Other : s.Other.RawFlags,
-        shndx: s.Section.RawValue,
+        type: raw(s.Type),
+        bind: raw(s.Binding),
+        other: typeof s.Other === 'number' ? s.Other : flags(s.Other),
+        shndx: raw(s.Section),
       };
     }),
   };
