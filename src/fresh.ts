@@ -270,7 +270,7 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
     await run('git', ['clone', '--quiet', '--no-hardlinks', o.repo, join(root, 'root', 'mips-xip-kernel')]);
     await run('git', ['-C', join(root, 'root', 'mips-xip-kernel'), 'checkout', '--quiet', commit]);
 
-    const progress = (l: string) => /^(xip|make|fresh|apt setup|installing|busybox|kernel source|boot ok|ℹ|✖|▶|not ok)/.test(l.trim()) || /^\s*(✔|✖)/.test(l);
+    const progress = (l: string) => /^(\[|xip:|make(:|\[)|apt setup|installing:|busybox|musl|image:|kernel source|boot ok|ℹ|▶|not ok)/.test(l.trim()) || /^\s*(✔|✖)/.test(l);
     await step('make', () => inRoot('make', 'cd /root/mips-xip-kernel\nmake', { echo: progress, timeoutMs }));
     const v = await inRoot('versions', [
       'node --version',
