@@ -245,6 +245,10 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
     for (const f of aptNetworkConfig()) copyInto(root, f);
     rmSync(join(root, 'etc/apt/sources.list'), { force: true });
     writeInto(root, 'etc/apt/sources.list.d/debian.sources', rootSources(rel.codename, archives));
+    // The root is a mount point of its own, as / is on a machine: unshare --mount (the tests' firmware
+    // hiding) changes the propagation of /, which fails on a directory that is not one.
+    await run('mount', ['--bind', root, root]);
+    await run('mount', ['--make-private', root]);
     await run('mount', ['-t', 'proc', 'proc', join(root, 'proc')]);
     await run('mount', ['-t', 'sysfs', 'sys', join(root, 'sys')]);
     await run('mount', ['--rbind', '/dev', join(root, 'dev')]);
