@@ -64,6 +64,10 @@ describe('QEMU needs no firmware package', () => {
     assert.doesNotMatch(r.out, /romfile|vgabios/);
   });
 
+  it('CI can hide the firmware (so its boots prove that no ROM is needed)', { skip: process.env.CI ? false : 'not CI' }, () => {
+    assert.ok(hide, `in CI: ${why}`);
+  });
+
   it('the test suite runs every boot with the firmware hidden', { skip: hide ? false : why }, () => {
     assert.equal(process.env[HIDE_FIRMWARE_ENV], '1', 'test/setup.ts sets it for every test file');
   });
