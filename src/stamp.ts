@@ -26,20 +26,49 @@ import { debug, info, step as startStep, type Step } from './log.ts';
  */
 
 /**
- * Remembers file hashes by (size, mtime, inode) so that large inputs (the
- * kernel tarball, a user's kernel tree) are read once, not on every run. The
- * stamp is still a content hash: a changed file changes size or mtime and is
- * hashed again.
+ * How long after a file was last written its cached hash is still not
+ * trusted. Timestamps are coarse (the kernel stamps writes with a clock that
+ * ticks every few ms; FAT and some network filesystems keep 1-2 s), so a
+ * file rewritten at the same size right after it was hashed can keep the
+ * size and mtime of the hashed version: git's "racy clean" problem. An
+ * entry is used only for a file whose mtime is older than the moment it was
+ * hashed by more than this margin; any other file is read again.
+ */
+export const RACY_MARGIN_MS = 2000;
+
+interface CacheEntry {
+  /** size:mtimeMs:ctimeMs:ino when the file was hashed. */
+  key: string;
+  hash: string;
+  /** Date.now() when the hashing started. */
+  hashedAt: number;
+}
+
+function isEntry(e: unknown): e is CacheEntry {
+  const x = e as Partial<CacheEntry> | null;
+  return typeof x === 'object' && x !== null && typeof x.key === 'string' && typeof x.hash === 'string' && typeof x.hashedAt === 'number';
+}
+
+/**
+ * Remembers file hashes by (size, mtime, ctime, inode) so that large inputs
+ * (the kernel tarball, a user's kernel tree) are read once, not on every
+ * run. The stamp is still a content hash: a changed file changes size, mtime
+ * or ctime (ctime cannot be set back, unlike mtime: cp -p, touch -r, tar)
+ * and is hashed again; and an entry is trusted only when the file had not
+ * been written for RACY_MARGIN_MS before it was hashed (see there).
  */
 export class HashCache {
-  private entries = new Map<string, { key: string; hash: string }>();
+  private entries = new Map<string, CacheEntry>();
   private dirty = false;
+  /** Lookups answered from the cache, and files read (for tests and debugging). */
+  readonly stats = { hits: 0, reads: 0 };
 
   constructor(private readonly path?: string) {
     if (path && existsSync(path)) {
       try {
-        const data = JSON.parse(readFileSync(path, 'utf8')) as Record<string, { key: string; hash: string }>;
-        for (const [p, e] of Object.entries(data)) this.entries.set(p, e);
+        const data = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+        // Entries of an older format (no hashedAt) are dropped: they are only re-read.
+        for (const [p, e] of Object.entries(data)) if (isEntry(e)) this.entries.set(p, e);
       } catch {
         /* a corrupt cache is only a slower run */
       }
@@ -48,11 +77,17 @@ export class HashCache {
 
   fileHash(path: string): string {
     const st = statSync(path);
-    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const key = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
     const hit = this.entries.get(path);
-    if (hit && hit.key === key) return hit.hash;
+    if (hit && hit.key === key && st.mtimeMs < hit.hashedAt - RACY_MARGIN_MS) {
+      this.stats.hits++;
+      return hit.hash;
+    }
+    // The time before reading: a write that lands during the read is after it.
+    const hashedAt = Date.now();
     const hash = hashFileSync(path);
-    this.entries.set(path, { key, hash });
+    this.stats.reads++;
+    this.entries.set(path, { key, hash, hashedAt });
     this.dirty = true;
     return hash;
   }

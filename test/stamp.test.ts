@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setQuiet } from '../src/log.ts';
-import { HashCache, Hasher, readStamp, runStage, treeHash, type StageSpec } from '../src/stamp.ts';
+import { HashCache, Hasher, RACY_MARGIN_MS, readStamp, runStage, treeHash, type StageSpec } from '../src/stamp.ts';
 
 let dir: string;
 before(() => {
@@ -156,5 +156,93 @@ describe('Hasher and treeHash', () => {
     assert.equal(c2.fileHash(f), h1);
     writeFileSync(f, 'bbbbb');
     assert.notEqual(c2.fileHash(f), h1);
+  });
+});
+
+describe('HashCache and racy clean files', () => {
+  it('a file rewritten at the same size with its mtime put back, right after it was hashed, is hashed again', () => {
+    const f = join(dir, 'racy.txt');
+    // A whole-millisecond mtime (now), so that it can be put back exactly.
+    const t = new Date();
+    writeFileSync(f, 'aaaa');
+    utimesSync(f, t, t);
+    const c = new HashCache();
+    const h1 = c.fileHash(f);
+    const { mtimeMs, size } = statSync(f);
+    writeFileSync(f, 'bbbb');
+    utimesSync(f, t, t);
+    assert.equal(statSync(f).size, size);
+    assert.equal(statSync(f).mtimeMs, mtimeMs);
+    const h2 = c.fileHash(f);
+    assert.notEqual(h2, h1);
+    assert.equal(h2, new HashCache().fileHash(f), 'the hash of the new content');
+  });
+
+  it('reuses the entry of a file last written well before it was hashed, re-reads a file written just now', () => {
+    const old = join(dir, 'old.txt');
+    const fresh = join(dir, 'fresh.txt');
+    writeFileSync(old, 'old');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(old, past, past);
+    writeFileSync(fresh, 'fresh');
+    const c = new HashCache();
+    const ho = c.fileHash(old);
+    const hf = c.fileHash(fresh);
+    assert.deepEqual(c.stats, { hits: 0, reads: 2 });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(c.fileHash(old), ho);
+      assert.equal(c.fileHash(fresh), hf);
+    }
+    // The old file's hash came from the cache every time; the fresh file was read each time.
+    assert.deepEqual(c.stats, { hits: 3, reads: 5 });
+  });
+
+  it('trusts a saved entry only when the mtime is more than the margin older than its hashing', () => {
+    const f = join(dir, 'persisted.txt');
+    const cachePath = join(dir, 'racy-cache.json');
+    writeFileSync(f, 'content');
+    const mtime = new Date(Date.now() - 3_600_000);
+    utimesSync(f, mtime, mtime);
+    const c1 = new HashCache(cachePath);
+    const real = c1.fileHash(f);
+    c1.save();
+    // Forge the saved hash: what the cache answers shows whether it read the file.
+    const forge = (hashedAt: number) => {
+      const data = JSON.parse(readFileSync(cachePath, 'utf8')) as Record<string, { key: string; hash: string; hashedAt: number }>;
+      data[f] = { ...data[f]!, hash: 'from-the-cache', hashedAt };
+      writeFileSync(cachePath, JSON.stringify(data));
+    };
+    const mt = statSync(f).mtimeMs;
+    forge(mt + RACY_MARGIN_MS + 1000);
+    assert.equal(new HashCache(cachePath).fileHash(f), 'from-the-cache', 'hashed long after the last write: trusted');
+    forge(mt + RACY_MARGIN_MS / 2);
+    assert.equal(new HashCache(cachePath).fileHash(f), real, 'hashed within the margin of the last write: read again');
+    forge(mt - 1000);
+    assert.equal(new HashCache(cachePath).fileHash(f), real, 'written after it was hashed (clock skew): read again');
+  });
+
+  it('an old file rewritten at the same size with its old mtime put back (cp -p, touch -r) is hashed again: ctime', async () => {
+    const f = join(dir, 'restored.txt');
+    writeFileSync(f, 'version 1');
+    const past = new Date(Date.now() - 3_600_000);
+    utimesSync(f, past, past);
+    const c = new HashCache();
+    const h1 = c.fileHash(f);
+    assert.equal(c.fileHash(f), h1);
+    assert.equal(c.stats.hits, 1, 'an old file: the cache is used');
+    // File times come from a clock that ticks every few ms: let it move, as it has for any real cp -p.
+    await new Promise((r) => setTimeout(r, 50));
+    writeFileSync(f, 'version 2');
+    utimesSync(f, past, past);
+    assert.notEqual(c.fileHash(f), h1);
+  });
+
+  it('drops entries of the older cache format (no hashing time)', () => {
+    const f = join(dir, 'oldformat.txt');
+    const cachePath = join(dir, 'old-format-cache.json');
+    writeFileSync(f, 'x');
+    const st = statSync(f);
+    writeFileSync(cachePath, JSON.stringify({ [f]: { key: `${st.size}:${st.mtimeMs}:${st.ino}`, hash: 'stale' } }));
+    assert.notEqual(new HashCache(cachePath).fileHash(f), 'stale');
   });
 });
