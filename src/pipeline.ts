@@ -26,7 +26,9 @@ import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
 
 /**
  * The build as stages, each skipped when its stamp (content hash of its
- * inputs) matches and its outputs exist:
+ * inputs) matches and its outputs exist. The toolkit's own code (src/ and
+ * package-lock.json) is an input of every stage (runStage adds it), so the
+ * stages below list only their other inputs:
  *
  *   source (build/src/linux, shared) -> userspace (init, initramfs list)
  *     -> kernel (.config + make, per variant/toolchain) -> image (xip only, src/image/stage.ts)
@@ -71,8 +73,6 @@ export async function sourceStage(ctx: BuildContext, o: BuildOptions, cache = ha
       h.value('origin', originHash(spec, cache));
       if (spec.kind === 'tarball') h.value('sha256-expected', spec.sha256 ?? '');
       for (const p of series) h.value(`patch ${p.name}`, p.sha256);
-      h.file('source.ts', join(ctx.repo, 'src', 'kernel', 'source.ts'));
-      h.file('patch.ts', join(ctx.repo, 'src', 'kernel', 'patch.ts'));
     },
     outputs: [join(paths.tree, 'Makefile'), paths.info],
     run: async (s) => {
@@ -139,8 +139,6 @@ export async function kernelStage(
       h.file('initramfs.list', u.list);
       // The kernel embeds the files the list names: their contents are inputs too.
       for (const f of listedFiles(existsSync(u.list) ? readFileSync(u.list, 'utf8') : '')) h.file(f, f);
-      h.file('kconfig.ts', join(ctx.repo, 'src', 'kernel', 'kconfig.ts'));
-      h.file('kbuild.ts', join(ctx.repo, 'src', 'kernel', 'kbuild.ts'));
     },
     outputs: kernelOutputs(ctx),
     run: async (s) => {

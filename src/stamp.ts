@@ -12,7 +12,8 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { XipError } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { debug, info, step as startStep, type Step } from './log.ts';
@@ -22,7 +23,8 @@ import { debug, info, step as startStep, type Step } from './log.ts';
  * stamp file once it has succeeded. It is skipped only when that hash still
  * matches AND every output it promised exists. The stamp is removed before
  * the stage starts, so a stage that was interrupted or failed never looks
- * done to a later run.
+ * done to a later run. Every stamp also holds the hash of the toolkit's own
+ * code (toolkitHash): a stage lists only its other inputs.
  */
 
 /**
@@ -211,6 +213,36 @@ export function treeHash(dir: string, opts: TreeOptions = {}, cache: HashCache =
   return h.digest('hex');
 }
 
+/** The checkout this code runs from (the folder holding src/ and package.json). */
+const TOOLKIT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Hash of the toolkit itself: every file under src/ (names, exec bits,
+ * contents) and package-lock.json (the versions of its dependencies). Every
+ * stamp holds it, so a change to any module a stage runs, directly or
+ * through an import (the ELF reader, fsutil, ...), runs the stage again;
+ * no stage has to list the modules it depends on.
+ */
+export function computeToolkitHash(root: string): string {
+  const h = createHash('sha256');
+  h.update(`src ${treeHash(join(root, 'src'))}\n`);
+  const lock = join(root, 'package-lock.json');
+  h.update(`package-lock.json ${existsSync(lock) ? hashFileSync(lock) : 'absent'}\n`);
+  return h.digest('hex');
+}
+
+const toolkitHashes = new Map<string, string>();
+
+/** computeToolkitHash, once per process and root (the code running does not change under it). */
+export function toolkitHash(root: string = TOOLKIT_ROOT): string {
+  let h = toolkitHashes.get(root);
+  if (h === undefined) {
+    h = computeToolkitHash(root);
+    toolkitHashes.set(root, h);
+  }
+  return h;
+}
+
 interface StampData {
   stage: string;
   hash: string;
@@ -256,7 +288,10 @@ export interface StageSpec {
   /** Shown in progress lines, e.g. "kernel stock-clang". */
   name: string;
   stampPath: string;
-  /** Fills the hasher with every input of the stage. */
+  /**
+   * Fills the hasher with every input of the stage but the toolkit's own
+   * code: runStage adds the toolkit hash to every stamp.
+   */
   inputs: (h: Hasher) => void;
   /** Files the stage promises to leave behind. */
   outputs: readonly string[];
@@ -265,6 +300,8 @@ export interface StageSpec {
   /** Run even when up to date. */
   force?: boolean;
   cache?: HashCache;
+  /** The toolkit hash to record (default toolkitHash(): this checkout's src/ and lock file). */
+  toolkit?: string;
 }
 
 export type StageOutcome = 'skipped' | 'built';
@@ -272,6 +309,7 @@ export type StageOutcome = 'skipped' | 'built';
 /** Run a stage unless its stamp says it is up to date. */
 export async function runStage(spec: StageSpec): Promise<StageOutcome> {
   const hasher = new Hasher(spec.cache);
+  hasher.value('toolkit', spec.toolkit ?? toolkitHash());
   spec.inputs(hasher);
   const reason = spec.force ? 'forced' : staleReason(spec.stampPath, hasher.digest(), spec.outputs);
   if (reason === undefined) {

@@ -1,10 +1,35 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setQuiet } from '../src/log.ts';
-import { HashCache, Hasher, RACY_MARGIN_MS, readStamp, runStage, treeHash, type StageSpec } from '../src/stamp.ts';
+import { makeContext, REPO_ROOT } from '../src/context.ts';
+import { stampPath, userspaceStage } from '../src/pipeline.ts';
+import {
+  computeToolkitHash,
+  HashCache,
+  Hasher,
+  RACY_MARGIN_MS,
+  readStamp,
+  runStage,
+  toolkitHash,
+  treeHash,
+  type StageSpec,
+} from '../src/stamp.ts';
 
 let dir: string;
 before(() => {
@@ -244,5 +269,67 @@ describe('HashCache and racy clean files', () => {
     const st = statSync(f);
     writeFileSync(cachePath, JSON.stringify({ [f]: { key: `${st.size}:${st.mtimeMs}:${st.ino}`, hash: 'stale' } }));
     assert.notEqual(new HashCache(cachePath).fileHash(f), 'stale');
+  });
+});
+
+describe('the toolkit in every stamp', () => {
+  /** A copy of the toolkit's code (src/ and the lock file) to change. */
+  function toolkitCopy(): string {
+    const root = mkdtempSync(join(dir, 'toolkit-'));
+    cpSync(join(REPO_ROOT, 'src'), join(root, 'src'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'package-lock.json'), join(root, 'package-lock.json'));
+    return root;
+  }
+
+  it('hashes src/ and package-lock.json: a module no stage lists (the ELF reader) changes it', () => {
+    const root = toolkitCopy();
+    const h0 = computeToolkitHash(root);
+    assert.equal(computeToolkitHash(root), h0);
+    appendFileSync(join(root, 'src', 'elf', 'elf32.ts'), '\n// changed\n');
+    const h1 = computeToolkitHash(root);
+    assert.notEqual(h1, h0);
+    writeFileSync(join(root, 'src', 'new-module.ts'), 'export {};\n');
+    const h2 = computeToolkitHash(root);
+    assert.notEqual(h2, h1);
+    appendFileSync(join(root, 'package-lock.json'), '\n');
+    assert.notEqual(computeToolkitHash(root), h2);
+  });
+
+  it('is computed once per process and root', () => {
+    assert.match(toolkitHash(), /^[0-9a-f]{64}$/);
+    assert.equal(toolkitHash(), toolkitHash(REPO_ROOT));
+    const root = toolkitCopy();
+    const h0 = toolkitHash(root);
+    assert.equal(h0, computeToolkitHash(root));
+    appendFileSync(join(root, 'src', 'elf', 'elf32.ts'), '\n// changed\n');
+    assert.equal(toolkitHash(root), h0, 'memoized: the code running does not change under it');
+    assert.notEqual(computeToolkitHash(root), h0);
+  });
+
+  it('a change to any toolkit file runs every stage again', async () => {
+    const root = toolkitCopy();
+    const stages = ['source', 'userspace', 'kernel', 'image'].map((n) => copyStage(`toolkit-${n}`));
+    const spec = (s: (typeof stages)[number]) => ({ ...s.spec(), toolkit: computeToolkitHash(root) });
+    for (const s of stages) assert.equal(await runStage(spec(s)), 'built');
+    for (const s of stages) assert.equal(await runStage(spec(s)), 'skipped');
+    appendFileSync(join(root, 'src', 'elf', 'elf32.ts'), '\n// changed\n');
+    for (const s of stages) assert.equal(await runStage(spec(s)), 'built', s.stamp);
+    for (const s of stages) {
+      assert.equal(s.state.runs, 2);
+      assert.ok(readStamp(s.stamp)?.inputs.includes(`value toolkit=${computeToolkitHash(root)}`));
+    }
+  });
+
+  it('a real stage records the toolkit hash of this checkout (the userspace stage of a staged rootfs)', async () => {
+    const rootfs = join(dir, 'staged-rootfs');
+    mkdirSync(join(rootfs, 'bin'), { recursive: true });
+    writeFileSync(join(rootfs, 'init'), '#!/bin/sh\n', { mode: 0o755 });
+    const ctx = makeContext({ rootfs, buildDir: join(dir, 'build') });
+    assert.equal(await userspaceStage(ctx), 'built');
+    const st = readStamp(stampPath(ctx, 'userspace'));
+    assert.ok(st, 'stamp written');
+    assert.ok(st.inputs.includes(`value toolkit=${toolkitHash()}`), st.inputs.join('\n'));
+    assert.ok(!st.inputs.some((l) => l.includes('src/userspace')), 'no hand-picked toolkit files');
+    assert.equal(await userspaceStage(ctx), 'skipped');
   });
 });

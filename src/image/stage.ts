@@ -18,7 +18,8 @@ export function readImageReport(ctx: BuildContext): ImageReport | undefined {
 
 /**
  * Stage 4 (xip only): boot shim + flash image. Inputs: vmlinux, the shim
- * sources, the board data, the toolchain and the code of this module.
+ * sources, the board data, the toolchain (and, as in every stamp, the
+ * toolkit's code).
  * The image is then published as build/out/xip-bios.bin, also when the
  * stage was up to date (another variant may have been published since).
  */
@@ -36,7 +37,6 @@ export async function imageStage(
       for (const f of shimSources(ctx.repo)) h.file(f.slice(ctx.repo.length + 1), f);
       h.value('board', JSON.stringify(ctx.board));
       h.value('toolchain', ctx.toolchain);
-      h.tree('src/image', join(ctx.repo, 'src', 'image'));
     },
     outputs: [ctx.imagePath, imageReportPath(ctx)],
     run: async () => {

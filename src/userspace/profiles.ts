@@ -29,7 +29,7 @@ export interface BootSession {
 export interface UserspaceProfile {
   name: string;
   description: string;
-  /** Every input of the build, for the userspace stage's stamp. */
+  /** Every input of the build but the toolkit's code (in every stamp already), for the userspace stage's stamp. */
   inputs(h: Hasher, ctx: BuildContext): void;
   /** Build what the initramfs needs under dir; return its entries. */
   build(ctx: BuildContext, dir: string): Promise<InitramfsEntry[]>;
@@ -50,7 +50,6 @@ export const initProfile: UserspaceProfile = {
     h.value('board', JSON.stringify(ctx.board));
     h.file('init.c', join(ctx.repo, 'userspace', 'init.c'));
     h.file('init.lds', join(ctx.repo, 'userspace', 'init.lds'));
-    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
   },
   async build(ctx, dir) {
     const init = join(dir, 'init');

@@ -90,7 +90,6 @@ export const routerProfile: UserspaceProfile = {
     h.file('busybox.config', configFragmentPath(ctx.repo));
     h.tree('userspace/lwrt/rootfs', overlayDir(ctx.repo));
     h.value('rootfs-listing', rootfsListing(rootfsEntries(overlayDir(ctx.repo), { what: 'userspace/lwrt/rootfs' })));
-    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
   },
   async build(ctx, dir) {
     const bb = await ensureBusybox(ctx);
@@ -124,7 +123,6 @@ export const rootfsProfile: UserspaceProfile = {
     h.value('rootfs-listing', rootfsListing(rootfsEntries(dir)));
     h.tree('rootfs', dir);
     h.value('rootfs-dir', dir);
-    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
   },
   async build(ctx) {
     const dir = stagedRootfsDir(ctx);

@@ -94,7 +94,6 @@ export const stressProfile: UserspaceProfile = {
     h.value('board', JSON.stringify(ctx.board));
     h.tree('userspace/stress', stressDir(ctx.repo));
     h.file('init.lds', stressLinkScript(ctx.repo));
-    h.tree('src/userspace', join(ctx.repo, 'src', 'userspace'));
   },
   async build(ctx, dir) {
     const init = join(dir, 'init');
