@@ -11,8 +11,10 @@ import { measure, resultsPath, saveResults } from './index.ts';
 /**
  * `xip bench` (make bench): for the board's minimal and router configs,
  * build what is missing (XIP kernel + image, stock kernel; no-ops when up
- * to date), measure everything, write bench/results-<config>.json, then
- * regenerate the README's results section from every results file. A
+ * to date), measure everything, write bench/results-<config>.json (checked
+ * against the results schema first), then regenerate the README's results
+ * section from every results file (each validated; one that is not leaves
+ * the README as it was and fails the bench with its name and field). A
  * config whose defconfig does not exist is reported as not measured; a
  * config that fails is reported and the others still run.
  */
@@ -46,10 +48,11 @@ export async function bench(o: BenchOptions): Promise<{ measured: string[]; miss
       await image(x);
       await build(makeContext({ ...base, variant: 'stock' }));
       const r = await measure({ ...base, buildTime: o.buildTime });
+      // The numbers first: they are on the terminal even if saveResults refuses them (schema).
+      process.stdout.write(`${formatResults(r)}\n\n`);
       const p = resultsPath(probe.repo, config);
       saveResults(r, p);
       info(`bench: results ${p}`);
-      process.stdout.write(`${formatResults(r)}\n\n`);
       measured.push(config);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);

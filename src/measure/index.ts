@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { makeContext, type BuildContext } from '../context.ts';
-import { badInput } from '../errors.ts';
+import { badInput, XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { vmlinuzPath } from '../kernel/kbuild.ts';
 import { imageReportPath, readImageReport } from '../image/stage.ts';
@@ -10,9 +10,9 @@ import type { BootResult } from '../qemu/runner.ts';
 import { bootBuilt } from '../pipeline.ts';
 import { getProfile } from '../userspace/profiles.ts';
 import { elfEntry, measureBootCost, type BootCost } from './bootcost.ts';
-import { measureBuildTimes, type BuildTimes } from './buildtime.ts';
-import { flashUseOf, type FlashUse } from './flash.ts';
-import { machineInfo, type MachineInfo } from './machine.ts';
+import { measureBuildTimes } from './buildtime.ts';
+import { flashUseOf } from './flash.ts';
+import { machineInfo } from './machine.ts';
 import {
   accountRam,
   hashTablesFromLog,
@@ -21,69 +21,23 @@ import {
   oomLineFromLog,
   parseMemoryFields,
   reservedPerPage,
-  type KernelSizes,
   type MemoryFields,
-  type RamAccount,
 } from './memory.ts';
 import { findMinRam, type Attempt } from './minram.ts';
+import { checkResults, RESULTS_SCHEMA, type MinRamOf, type RamAtSize, type Results } from './schema.ts';
 
 /**
  * `xip measure`: what XIP buys, against the stock kernel of the same config,
  * in one run. RAM (the Memory: line at several sizes), the smallest RAM that
  * still boots, boot cost in guest instructions, flash use, and (optionally)
  * build times. Every number lands in one Results object (--json, and the
- * results file bench/results-<config>.json the README section is made from).
+ * results file bench/results-<config>.json the README section is made from),
+ * whose type is inferred from the results file's schema (schema.ts).
  */
-export const RESULTS_SCHEMA = 1;
+export { RESULTS_SCHEMA, type MinRamOf, type RamAtSize, type Results } from './schema.ts';
 export const DEFAULT_SIZES_MIB = [8, 16, 256];
 /** The target: XIP reaches PID 1 with this much less RAM than stock. */
 export const MIN_RAM_TARGET_KIB = 2048;
-
-export interface RamAtSize {
-  memMiB: number;
-  xip: MemoryFields;
-  stock: MemoryFields;
-  /** xip minus stock, per field. */
-  diff: MemoryFields;
-}
-
-export interface MinRamOf {
-  minKiB: number;
-  /** Why one step (64 KiB) less fails. */
-  below?: { kib: number; kind: string; line: string };
-  attempts: { kib: number; ok: boolean; kind?: string }[];
-  memory?: MemoryFields;
-  account?: RamAccount;
-}
-
-export interface Results {
-  schema: number;
-  board: string;
-  config: string;
-  toolchain: string;
-  userspace: string;
-  machine: MachineInfo;
-  commands: string[];
-  kernelSizes: { xip: KernelSizes; stock: KernelSizes };
-  ram?: {
-    sizes: RamAtSize[];
-    /** text + rodata + init text of the XIP kernel (KiB): the least the available RAM must grow by. */
-    requiredGainKiB: number;
-    /** Reserved RAM per page of RAM, from the smallest and largest size (bytes): struct page and what scales with RAM. */
-    reservedPerPageBytes: { xip?: number; stock?: number };
-  };
-  minRam?: { xip: MinRamOf; stock: MinRamOf; savedKiB: number; stepKiB: number };
-  bootCost?: {
-    method: string;
-    memMiB: number;
-    xip: BootCost[];
-    vmlinux: BootCost[];
-    vmlinuz: BootCost[];
-  };
-  flash?: FlashUse;
-  build?: BuildTimes;
-  notes: string[];
-}
 
 export interface Target {
   name: string;
@@ -398,6 +352,19 @@ export function resultsPath(repo: string, config: string): string {
   return join(repo, 'bench', `results-${config.replace(/_defconfig$/, '')}.json`);
 }
 
+/**
+ * Write a results file, after checking that what lands in it (the JSON, as
+ * `xip report` will read it back) fits the schema. Data that does not is a
+ * bug of the measuring code: the file is left as it was, and the numbers go
+ * to <path>.rejected so that a long measurement is not lost.
+ */
 export function saveResults(r: Results, path: string): void {
-  writeFileAtomic(path, `${JSON.stringify(r, null, 2)}\n`);
+  const text = `${JSON.stringify(r, null, 2)}\n`;
+  const c = checkResults(JSON.parse(text));
+  if (!c.ok) {
+    const aside = `${path}.rejected`;
+    writeFileAtomic(aside, text);
+    throw new XipError(`${path}: results do not fit the results schema (${c.problem}); not written, the numbers are in ${aside}`);
+  }
+  writeFileAtomic(path, text);
 }

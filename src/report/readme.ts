@@ -2,29 +2,38 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
-import { BOOT_COST_METHOD, fmtInt, RESULTS_SCHEMA, type Results } from '../measure/index.ts';
+import { BOOT_COST_METHOD, fmtInt, type Results } from '../measure/index.ts';
+import { checkResults } from '../measure/schema.ts';
 import { bootCostTable, buildTable, flashTable, minRamTable, ramTable, targetsTable } from './format.ts';
 
 /**
  * `xip report`: the README's results section, generated from the results
  * files under bench/ and written between the markers
  * `<!-- bench:begin -->` and `<!-- bench:end -->` (everything else in the
- * README is left alone).
+ * README is left alone). Every results file is read and validated before
+ * the README is touched: one bad file and the README stays as it was.
  */
 export const BEGIN = '<!-- bench:begin -->';
 export const END = '<!-- bench:end -->';
 
+/**
+ * A results file, validated against the results schema: anything the README
+ * shows comes from data that passed it. A file that does not is refused with
+ * one line naming it and its first bad field.
+ */
 export function readResults(path: string): Results {
-  let r: Results;
+  let data: unknown;
   try {
-    r = JSON.parse(readFileSync(path, 'utf8')) as Results;
+    data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw badInput(`${path}: not a results file (${(e as Error).message}); run make bench to write it again`);
   }
-  if (r.schema !== RESULTS_SCHEMA || typeof r.config !== 'string' || !r.machine) {
-    throw badInput(`${path}: not a results file of this version (schema ${String(r.schema)}); run make bench to write it again`);
+  const c = checkResults(data);
+  if (c.ok) return c.results;
+  if (c.otherVersion) {
+    throw badInput(`${path}: not a results file of this version (${c.problem}); run make bench to write it again`);
   }
-  return r;
+  throw badInput(`${path}: not a valid results file: ${c.problem}; run make bench to write it again`);
 }
 
 /** Every bench/results-*.json, the minimal config first. */
