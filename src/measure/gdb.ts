@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { XipError } from '../errors.ts';
+import { formatMs, shown, XipError } from '../errors.ts';
 
 /**
  * A very small GDB remote-serial-protocol client: enough to stop QEMU at
@@ -16,23 +16,32 @@ export function framePacket(payload: string): string {
   return `$${payload}#${sum.toString(16).padStart(2, '0')}`;
 }
 
+/** The longest packet taken before the stream counts as garbage (QEMU's are a few KiB at most). */
+export const MAX_PACKET = 1024 * 1024;
+
 /**
  * Split a received stream into packets. Returns the payloads found and the
- * unconsumed rest. Acks ('+', '-') between packets are dropped; a packet
- * with a wrong checksum throws.
+ * unconsumed rest. Acks ('+', '-') between packets are dropped; anything
+ * else between packets, a packet with a wrong checksum, or one longer than
+ * MAX_PACKET throws an XipError that shows what was received.
  */
 export function parsePackets(buf: string): { packets: string[]; rest: string } {
   const packets: string[] = [];
   let i = 0;
   for (;;) {
-    while (i < buf.length && buf[i] !== '$') i++;
+    while (i < buf.length && (buf[i] === '+' || buf[i] === '-')) i++;
     if (i >= buf.length) return { packets, rest: '' };
+    if (buf[i] !== '$') {
+      throw new XipError(`gdbstub: not the gdb remote protocol: received ${shown(buf.slice(i))}; is the socket QEMU's -gdb one?`);
+    }
     const hash = buf.indexOf('#', i);
-    if (hash < 0 || hash + 2 >= buf.length) return { packets, rest: buf.slice(i) };
+    if (hash < 0 || hash + 2 >= buf.length) {
+      if (buf.length - i > MAX_PACKET) throw new XipError(`gdbstub: a packet of more than ${MAX_PACKET} bytes without its end: ${shown(buf.slice(i))}`);
+      return { packets, rest: buf.slice(i) };
+    }
     const payload = buf.slice(i + 1, hash);
-    const sum = Number.parseInt(buf.slice(hash + 1, hash + 3), 16);
-    if (framePacket(payload).slice(-2) !== buf.slice(hash + 1, hash + 3) || Number.isNaN(sum)) {
-      throw new XipError(`gdbstub: packet with a bad checksum: ${buf.slice(i, hash + 3).slice(0, 80)}`);
+    if (framePacket(payload).slice(-2) !== buf.slice(hash + 1, hash + 3).toLowerCase()) {
+      throw new XipError(`gdbstub: packet with a bad checksum: received ${shown(buf.slice(i, hash + 3))}, its checksum is ${framePacket(payload).slice(-2)}`);
     }
     packets.push(payload);
     i = hash + 3;
@@ -58,12 +67,25 @@ export function isStopReply(p: string): boolean {
   return /^[STWX][0-9a-fA-F]{2}/.test(p);
 }
 
+interface Waiter {
+  resolve: (payload: string) => void;
+  reject: (err: XipError) => void;
+}
+
+/**
+ * Nothing the stub sends can throw out of the socket's handlers (an
+ * exception there would bypass every caller's cleanup): garbage, a closed
+ * connection or a reply that does not come in time fails the client. The
+ * pending request and every later one reject with that XipError, and the
+ * connection is closed (after a lost reply, requests and replies would no
+ * longer pair up).
+ */
 export class GdbClient {
   private sock: Socket;
   private buf = '';
   private queue: string[] = [];
-  private waiters: ((p: string) => void)[] = [];
-  private closedError: Error | undefined;
+  private waiters: Waiter[] = [];
+  private closedError: XipError | undefined;
 
   private constructor(sock: Socket) {
     this.sock = sock;
@@ -90,48 +112,56 @@ export class GdbClient {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    throw new XipError(`gdbstub: could not connect to QEMU within ${timeoutMs} ms: ${last?.message ?? 'no answer'}`);
+    throw new XipError(`gdbstub: could not connect to QEMU within ${formatMs(timeoutMs)}: ${last?.message ?? 'no answer'}`);
   }
 
   private onData(d: string): void {
-    this.buf += d;
-    const { packets, rest } = parsePackets(this.buf);
-    this.buf = rest;
-    for (const p of packets) {
-      this.sock.write('+');
-      // Console output forwarded by the stub is not an answer.
-      if (p.startsWith('O') && p !== 'OK' && /^O[0-9a-fA-F]+$/.test(p)) continue;
-      const w = this.waiters.shift();
-      if (w) w(p);
-      else this.queue.push(p);
+    if (this.closedError) return;
+    try {
+      this.buf += d;
+      const { packets, rest } = parsePackets(this.buf);
+      this.buf = rest;
+      for (const p of packets) {
+        this.sock.write('+');
+        // Console output forwarded by the stub is not an answer.
+        if (p.startsWith('O') && p !== 'OK' && /^O[0-9a-fA-F]+$/.test(p)) continue;
+        const w = this.waiters.shift();
+        if (w) w.resolve(p);
+        else this.queue.push(p);
+      }
+    } catch (e) {
+      this.fail(e instanceof XipError ? e : new XipError(`gdbstub: cannot handle what QEMU sent (${String(e)}): ${shown(this.buf)}`, { cause: e }));
     }
   }
 
-  private fail(e: Error): void {
+  /** End the connection with this error: every pending and later request rejects with it. */
+  private fail(e: XipError): void {
     if (this.closedError) return;
     this.closedError = e;
-    for (const w of this.waiters.splice(0)) w(`\u0000${e.message}`);
+    this.queue = [];
+    for (const w of this.waiters.splice(0)) w.reject(e);
+    this.sock.destroy();
   }
 
-  private next(timeoutMs: number): Promise<string> {
+  private next(what: string, timeoutMs: number): Promise<string> {
     const queued = this.queue.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
       const timer =
         timeoutMs > 0
-          ? setTimeout(() => {
-              const i = this.waiters.indexOf(w);
-              if (i >= 0) this.waiters.splice(i, 1);
-              reject(new XipError(`gdbstub: no reply within ${Math.round(timeoutMs / 1000)} s`));
-            }, timeoutMs)
+          ? setTimeout(() => this.fail(new XipError(`gdbstub: no reply to '${what}' within ${formatMs(timeoutMs)}`)), timeoutMs)
           : undefined;
-      const w = (p: string) => {
-        if (timer) clearTimeout(timer);
-        if (p.startsWith('\u0000')) reject(new XipError(p.slice(1)));
-        else resolve(p);
-      };
-      this.waiters.push(w);
+      this.waiters.push({
+        resolve: (p) => {
+          if (timer) clearTimeout(timer);
+          resolve(p);
+        },
+        reject: (e) => {
+          if (timer) clearTimeout(timer);
+          reject(e);
+        },
+      });
     });
   }
 
@@ -139,7 +169,7 @@ export class GdbClient {
   async request(payload: string, timeoutMs = 10_000): Promise<string> {
     if (this.closedError) throw this.closedError;
     this.sock.write(framePacket(payload));
-    return this.next(timeoutMs);
+    return this.next(payload.slice(0, 20), timeoutMs);
   }
 
   private async ok(payload: string): Promise<void> {

@@ -1,75 +1,126 @@
 import { connect, type Socket } from 'node:net';
-import { XipError } from '../errors.ts';
+import { formatMs, shown, XipError } from '../errors.ts';
+
+/** The longest line taken before the stream counts as garbage (replies are a few KiB). */
+export const MAX_LINE = 4 * 1024 * 1024;
+
+interface Waiter {
+  resolve: (msg: Record<string, unknown>) => void;
+  reject: (err: XipError) => void;
+}
 
 /**
  * A tiny QMP (QEMU Machine Protocol) client: JSON objects, one per line.
  * Used for `query-replay` (guest instructions executed so far, when QEMU runs
  * with `-icount shift=0,rr=record,...`) and human-monitor commands.
+ *
+ * Nothing QEMU sends can throw out of the socket's handlers (an exception
+ * there would bypass every caller's cleanup): a line that is not a JSON
+ * object, a closed connection or a reply that does not come in time fails
+ * the client. The pending command and every later one reject with that
+ * XipError, and the connection is closed (after a lost reply, commands and
+ * replies would no longer pair up).
  */
 export class QmpClient {
   private sock: Socket;
   private buf = '';
-  private replies: unknown[] = [];
-  private waiters: ((v: unknown) => void)[] = [];
-  private closed: Error | undefined;
+  private replies: Record<string, unknown>[] = [];
+  private waiters: Waiter[] = [];
+  private closed: XipError | undefined;
+  /** How long a reply may take, milliseconds. */
+  private readonly replyTimeoutMs: number;
 
-  private constructor(sock: Socket) {
+  private constructor(sock: Socket, replyTimeoutMs: number) {
     this.sock = sock;
+    this.replyTimeoutMs = replyTimeoutMs;
     sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
+    sock.on('data', (d: string) => this.onData(d));
+    sock.on('close', () => this.fail(new XipError('QMP: QEMU closed the connection')));
+    sock.on('error', (e) => this.fail(new XipError(`QMP: ${e.message}`)));
+  }
+
+  /**
+   * Connect to QEMU's QMP socket (retrying while QEMU starts, up to
+   * timeoutMs) and leave capabilities negotiation; every reply after that
+   * may take up to timeoutMs too. Something there that does not speak QMP
+   * is an error at once, not retried.
+   */
+  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
+    const deadline = Date.now() + timeoutMs;
+    let last: Error | undefined;
+    let sock: Socket | undefined;
+    while (sock === undefined && Date.now() < deadline) {
+      try {
+        sock = await new Promise<Socket>((resolve, reject) => {
+          const s = connect(path);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+      } catch (e) {
+        last = e as Error;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    if (sock === undefined) {
+      throw new XipError(`QMP: could not connect to QEMU at ${path} within ${formatMs(timeoutMs)}: ${last?.message ?? 'no answer'}`);
+    }
+    const c = new QmpClient(sock, timeoutMs);
+    try {
+      await c.next('the greeting');
+      await c.execute('qmp_capabilities');
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  private onData(d: string): void {
+    if (this.closed) return;
+    try {
       this.buf += d;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, nl).trim();
         this.buf = this.buf.slice(nl + 1);
         if (line === '') continue;
-        const msg = JSON.parse(line) as Record<string, unknown>;
+        const msg = parseMessage(line);
         if ('event' in msg) continue; // asynchronous events are not replies
         const w = this.waiters.shift();
-        if (w) w(msg);
+        if (w) w.resolve(msg);
         else this.replies.push(msg);
       }
-    });
-    const fail = (e: Error) => {
-      this.closed ??= e;
-      for (const w of this.waiters.splice(0)) w(e);
-    };
-    sock.on('close', () => fail(new XipError('QMP: QEMU closed the connection')));
-    sock.on('error', (e) => fail(new XipError(`QMP: ${e.message}`)));
-  }
-
-  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
-    const deadline = Date.now() + timeoutMs;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      try {
-        const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-        const c = new QmpClient(sock);
-        await c.next(); // greeting
-        await c.execute('qmp_capabilities');
-        return c;
-      } catch (e) {
-        last = e as Error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      if (this.buf.length > MAX_LINE) throw new XipError(`QMP: a line of more than ${MAX_LINE} bytes: ${shown(this.buf)}`);
+    } catch (e) {
+      this.fail(e instanceof XipError ? e : new XipError(`QMP: cannot handle what QEMU sent (${String(e)})`, { cause: e }));
     }
-    throw new XipError(`QMP: could not connect to QEMU at ${path}: ${last?.message ?? 'no answer'}`);
   }
 
-  private next(timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  /** End the connection with this error: every pending and later command rejects with it. */
+  private fail(e: XipError): void {
+    if (this.closed) return;
+    this.closed = e;
+    this.replies = [];
+    for (const w of this.waiters.splice(0)) w.reject(e);
+    this.sock.destroy();
+  }
+
+  private next(what: string): Promise<Record<string, unknown>> {
     const r = this.replies.shift();
-    if (r !== undefined) return Promise.resolve(r as Record<string, unknown>);
+    if (r !== undefined) return Promise.resolve(r);
     if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new XipError('QMP: no reply within 10 s')), timeoutMs);
-      this.waiters.push((v) => {
-        clearTimeout(timer);
-        if (v instanceof Error) reject(v);
-        else resolve(v as Record<string, unknown>);
+      const ms = this.replyTimeoutMs;
+      const timer = setTimeout(() => this.fail(new XipError(`QMP: no reply to ${what} within ${formatMs(ms)}`)), ms);
+      this.waiters.push({
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
     });
   }
@@ -77,7 +128,7 @@ export class QmpClient {
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
     if (this.closed) throw this.closed;
     this.sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
-    const r = await this.next();
+    const r = await this.next(`'${command}'`);
     if ('error' in r) throw new XipError(`QMP: ${command} failed: ${JSON.stringify(r.error)}`);
     return r.return;
   }
@@ -103,6 +154,20 @@ export class QmpClient {
   close(): void {
     this.sock.destroy();
   }
+}
+
+/** One QMP line as an object; an XipError that shows the line when it is not a JSON object. */
+export function parseMessage(line: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new XipError(`QMP: not JSON: received ${shown(line)}; is the socket QEMU's -qmp one?`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new XipError(`QMP: not a JSON object: received ${shown(line)}; is the socket QEMU's -qmp one?`);
+  }
+  return v as Record<string, unknown>;
 }
 
 /** The program counter from `info registers` output of a MIPS guest. */
