@@ -1,8 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { makeContext, type BuildContext, type ContextOptions } from './context.ts';
-import { EXIT, XipError, badInput } from './errors.ts';
+import { EXIT, XipError, badInput, hostError } from './errors.ts';
 import { info, setVerbose } from './log.ts';
-import { killAllChildren, runCleanups, stopAllChildren } from './proc.ts';
+import { killAllChildren, killChildrenOnExit, runCleanups, stopAllChildren } from './proc.ts';
 
 /**
  * The `xip` command: argument parsing only. Every command is a function in
@@ -286,14 +286,36 @@ export function buildProgram(): Command {
 }
 
 let exitCode: number = EXIT.ok;
-let signalsInstalled = false;
+let handlersInstalled = false;
 /** Set on SIGINT/SIGTERM: the failures of the children being stopped are not errors to report. */
 let interrupted = false;
+/** Set by a crash (an exception or rejection nothing handled): the exit code it was reported with. */
+let crashCode: number | undefined;
+/** The toolkit is on its way out (signal or crash): the children are being stopped. */
+let stopping = false;
+/** --verbose of the running command, for errors reported outside main. */
+let verboseErrors = false;
 
-function installSignalHandlers(): void {
-  if (signalsInstalled) return;
-  signalsInstalled = true;
-  let stopping = false;
+/** Stop every child (SIGTERM, then SIGKILL), run the cleanups, then exit with this code. */
+function stopThenExit(code: number): void {
+  stopping = true;
+  void stopAllChildren()
+    .then(runCleanups)
+    .finally(() => process.exit(code));
+}
+
+/**
+ * Every way out of the toolkit stops its children (each runs in a process
+ * group of its own, so a `make -j` or a QEMU would otherwise outlive it):
+ * SIGINT/SIGTERM and crashes stop them and run the cleanups, then exit; a
+ * plain exit kills whatever is still running (killChildrenOnExit). A crash
+ * (an exception thrown in an event handler, a rejection nobody awaited) is
+ * reported like any error, as one line and its exit code.
+ */
+export function installSignalHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  killChildrenOnExit();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
       // A second signal while the children are being stopped: stop at once.
@@ -301,23 +323,31 @@ function installSignalHandlers(): void {
         killAllChildren();
         process.exit(EXIT.interrupted);
       }
-      stopping = true;
       interrupted = true;
       process.stderr.write(`\nxip: interrupted (${sig}); stopping child processes\n`);
-      void stopAllChildren()
-        .then(runCleanups)
-        .finally(() => process.exit(EXIT.interrupted));
+      stopThenExit(EXIT.interrupted);
     });
   }
+  const crash = (err: unknown) => {
+    const code = reportError(err, verboseErrors);
+    // Already on the way out: the first reason's exit code stands.
+    if (stopping) return;
+    crashCode = code;
+    stopThenExit(code);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
 }
 
 /** Print an error as one line (+ its detail lines); a stack only with --verbose. */
 export function reportError(err: unknown, verbose: boolean): number {
-  if (err instanceof XipError) {
-    process.stderr.write(`xip: error: ${err.message}\n`);
-    for (const d of err.details) process.stderr.write(`  | ${d}\n`);
-    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
-    return err.exitCode;
+  const known = err instanceof XipError ? err : hostError(err);
+  if (known) {
+    process.stderr.write(`xip: error: ${known.message}\n`);
+    for (const d of known.details) process.stderr.write(`  | ${d}\n`);
+    const stack = err instanceof Error ? err.stack : undefined;
+    if (verbose && stack) process.stderr.write(`${stack}\n`);
+    return known.exitCode;
   }
   const e = err instanceof Error ? err : new Error(String(err));
   process.stderr.write(`xip: internal error: ${e.message}\n`);
@@ -329,12 +359,15 @@ export function reportError(err: unknown, verbose: boolean): number {
 export async function main(argv: string[]): Promise<number> {
   installSignalHandlers();
   exitCode = EXIT.ok;
+  verboseErrors = argv.includes('--verbose') || argv.includes('-v');
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return exitCode;
+    return crashCode ?? exitCode;
   } catch (err) {
     if (interrupted) return EXIT.interrupted;
+    // Reported already; this error is most likely a child stopped because of it.
+    if (crashCode !== undefined) return crashCode;
     if (err instanceof CommanderError) {
       // Help and version print and exit 0; usage errors were printed by commander.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
@@ -342,6 +375,13 @@ export async function main(argv: string[]): Promise<number> {
       }
       return EXIT.badInput;
     }
-    return reportError(err, argv.includes('--verbose') || argv.includes('-v'));
+    return reportError(err, verboseErrors);
+  } finally {
+    // A command that failed (or forgot) may leave a child running: stop it
+    // now rather than wait for it, and undo what is registered.
+    if (!stopping) {
+      await stopAllChildren();
+      await runCleanups();
+    }
   }
 }

@@ -59,6 +59,22 @@ export function killAllChildren(): void {
   }
 }
 
+let exitHookInstalled = false;
+
+/**
+ * Kill every child still running when the process exits, whichever way it
+ * exits (process.exit from a signal or crash handler, the end of main): the
+ * children run in process groups of their own, so nobody else would stop a
+ * `make -j` or a QEMU left behind. An 'exit' handler cannot wait, so this is
+ * SIGKILL to each group at once; stopAllChildren is the gentle way, for
+ * callers that still can.
+ */
+export function killChildrenOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => killAllChildren());
+}
+
 /**
  * Stop every running child for an interrupted toolkit: SIGTERM to each
  * process group first, so that make deletes the target it was writing

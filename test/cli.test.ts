@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildProgram, contextFrom, main, mergeEnv } from '../src/cli.ts';
+import { buildProgram, contextFrom, main, mergeEnv, reportError } from '../src/cli.ts';
 import { REPO_ROOT } from '../src/context.ts';
+import { EXIT, hostError, XipError } from '../src/errors.ts';
 import { run } from '../src/proc.ts';
 
 let dir: string;
@@ -100,5 +101,135 @@ describe('the xip command (subprocess)', () => {
     });
     assert.equal(r.code, 2);
     assert.match(r.out, /KERNEL_SHA256 'nothex' is not a sha256/);
+  });
+});
+
+/** Whether a process is still running (a zombie waiting for its parent counts as gone). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!running(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/**
+ * A toolkit process with the CLI's handlers: it starts a child the way
+ * every command does (proc.run: a process group of its own), registers a
+ * cleanup, then ends in the given way once the child runs. Prints
+ * "child <pid>".
+ */
+const CRASH_SCRIPT = `
+import { writeFileSync } from 'node:fs';
+import { installSignalHandlers } from ${JSON.stringify(join(REPO_ROOT, 'src', 'cli.ts'))};
+import { XipError } from ${JSON.stringify(join(REPO_ROOT, 'src', 'errors.ts'))};
+import { addCleanup, run } from ${JSON.stringify(join(REPO_ROOT, 'src', 'proc.ts'))};
+const [how, marker] = process.argv.slice(2);
+installSignalHandlers();
+addCleanup(() => writeFileSync(marker, 'cleaned up'));
+void run('sh', ['-c', 'echo $$; exec sleep 60'], {
+  allowFailure: true,
+  onLine: (pid) => {
+    process.stdout.write(\`child \${pid}\\n\`);
+    if (how === 'throw') setTimeout(() => { throw new TypeError('boom in an event handler'); }, 10);
+    if (how === 'reject') void Promise.reject(new XipError('gdbstub: packet with a bad checksum', { exitCode: 3 }));
+    if (how === 'exit') process.exit(0);
+  },
+});
+`;
+
+describe('a crash stops the children (subprocess)', () => {
+  const script = () => {
+    const p = join(dir, 'crash.ts');
+    if (!existsSync(p)) writeFileSync(p, CRASH_SCRIPT);
+    return p;
+  };
+  const crash = async (how: string) => {
+    const marker = join(dir, `cleanup-${how}`);
+    const r = await run(process.execPath, ['--import', 'tsx', script(), how, marker], {
+      cwd: REPO_ROOT,
+      allowFailure: true,
+      tailLines: 100,
+      timeoutMs: 60_000,
+    });
+    const out = r.tail.join('\n');
+    const pid = Number(/^child (\d+)$/m.exec(out)?.[1]);
+    assert.ok(pid > 0, `the child started:\n${out}`);
+    return { code: r.code, out, pid, cleaned: existsSync(marker) };
+  };
+
+  it('an exception thrown in an event handler: one line, exit 1, child stopped, cleanups run', async () => {
+    const r = await crash('throw');
+    assert.equal(r.code, EXIT.failed, r.out);
+    assert.match(r.out, /^xip: internal error: boom in an event handler$/m);
+    assert.equal(r.out.match(/^xip: /gm)?.length, 1, r.out);
+    assert.doesNotMatch(r.out, /    at /, 'no stack without --verbose');
+    assert.ok(await gone(r.pid), `child ${r.pid} still runs`);
+    assert.ok(r.cleaned, 'the registered cleanup ran');
+  });
+
+  it("a rejection nobody handled: the XipError's line and exit code, child stopped", async () => {
+    const r = await crash('reject');
+    assert.equal(r.code, 3, r.out);
+    assert.match(r.out, /^xip: error: gdbstub: packet with a bad checksum$/m);
+    assert.ok(await gone(r.pid), `child ${r.pid} still runs`);
+    assert.ok(r.cleaned, 'the registered cleanup ran');
+  });
+
+  it('process.exit with a child still running kills it', async () => {
+    const r = await crash('exit');
+    assert.equal(r.code, 0, r.out);
+    assert.ok(await gone(r.pid), `child ${r.pid} still runs`);
+  });
+});
+
+describe('reportError', () => {
+  const capture = (err: unknown, verbose = false) => {
+    const lines: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      return { code: reportError(err, verbose), text: lines.join('') };
+    } finally {
+      process.stderr.write = orig;
+    }
+  };
+  const sysError = (code: string, syscall: string, path: string) =>
+    Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path, errno: -1 });
+
+  it('EACCES, ENOSPC, EROFS, EDQUOT are environment errors (3) naming the path and a fix', () => {
+    for (const [code, what] of [
+      ['EACCES', 'permission denied'],
+      ['ENOSPC', 'no space left on the device'],
+      ['EROFS', 'read-only file system'],
+      ['EDQUOT', 'disk quota exceeded'],
+    ] as const) {
+      const r = capture(sysError(code, 'open', '/b/malta/kbuild/vmlinux'));
+      assert.equal(r.code, EXIT.environment, code);
+      assert.match(r.text, new RegExp(`^xip: error: /b/malta/kbuild/vmlinux: ${what} \\(open, ${code}\\); .*--build-dir.*\n$`), code);
+    }
+    const rename = Object.assign(sysError('EACCES', 'rename', '/b/x.tmp'), { dest: '/b/x' });
+    assert.match(hostError(rename)!.message, /^\/b\/x\.tmp -> \/b\/x: permission denied/);
+  });
+
+  it('other errors: an XipError keeps its code, anything else is an internal error (1)', () => {
+    assert.equal(capture(new XipError('bad', { exitCode: 2, details: ['tail'] })).code, 2);
+    assert.equal(hostError(sysError('ENOENT', 'open', '/x')), undefined);
+    const r = capture(new RangeError('oops'));
+    assert.equal(r.code, EXIT.failed);
+    assert.match(r.text, /^xip: internal error: oops\n/);
   });
 });
