@@ -18,6 +18,8 @@ import {
   reservedPerPage,
 } from '../src/measure/memory.ts';
 import { findMinRam, type Attempt } from '../src/measure/minram.ts';
+import { memoryOfBoot } from '../src/measure/index.ts';
+import { EXIT, XipError } from '../src/errors.ts';
 import { malta } from '../src/boards/malta.ts';
 import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
 
@@ -109,6 +111,28 @@ function synthKernel() {
   );
   return { elf: parseElf(buildElf(spec).bytes, 'synth-vmlinux'), spec, text, etext };
 }
+
+describe('a boot that must succeed', () => {
+  const failedWith = (re: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof XipError, String(e));
+    assert.equal(e.exitCode, EXIT.failed, 'a failed measurement (1), not bad input (2)');
+    assert.match(e.message, re);
+    return true;
+  };
+  it('a boot failure during measure exits 1, naming the failure and the log', () => {
+    assert.throws(
+      () => memoryOfBoot({ ok: false, failure: { kind: 'panic', line: 'Kernel panic - not syncing: Out of memory' } }, 'xip at 8 MiB', '/m/ram-xip-8M.log'),
+      failedWith(/^xip at 8 MiB did not boot \(panic: Kernel panic - not syncing: Out of memory\); log \/m\/ram-xip-8M\.log$/),
+    );
+  });
+  it('a boot without a complete Memory: line exits 1 too', () => {
+    assert.throws(() => memoryOfBoot({ ok: true, memoryLine: 'Memory: 5304K/8192K available (' }, 'stock at 8 MiB', '/m/l'), failedWith(/no complete Memory: line in \/m\/l/));
+  });
+  it('the fields of a good boot', () => {
+    const line = 'Memory: 5304K/8192K available (1234K kernel code, 56K rwdata, 78K rodata, 90K init, 12K bss, 2888K reserved, 0K cma-reserved)';
+    assert.equal(memoryOfBoot({ ok: true, memoryLine: line }, 'x', 'l').availableKiB, 5304);
+  });
+});
 
 describe('kernel sizes and the RAM account', () => {
   it('text, rodata, init text and the RAM image from the symbols of an XIP vmlinux', () => {

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { makeContext, type BuildContext } from '../context.ts';
-import { badInput, XipError } from '../errors.ts';
+import { badInput, EXIT, XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { vmlinuzPath } from '../kernel/kbuild.ts';
 import { imageReportPath, readImageReport } from '../image/stage.ts';
@@ -142,15 +142,25 @@ export async function bootAtKiB(ctx: BuildContext, sizeKiB: number, log: string,
   return bootBuilt(ctx, { memMiB: Math.ceil(sizeKiB / 1024), memKiB: sizeKiB, log, timeoutMs });
 }
 
+/**
+ * The Memory: line of a boot that had to succeed. A boot that fails (or
+ * prints no complete Memory: line) is a failed measurement, exit code 1:
+ * the kernel and image were there and usable, so it is not bad input.
+ */
+export function memoryOfBoot(r: Pick<BootResult, 'ok' | 'failure' | 'memoryLine'>, what: string, log: string): MemoryFields {
+  if (!r.ok) {
+    throw new XipError(`${what} did not boot (${r.failure?.kind ?? 'failed'}: ${r.failure?.line ?? ''}); log ${log}`, { exitCode: EXIT.failed });
+  }
+  const mem = parseMemoryFields(r.memoryLine ?? '');
+  if (!mem) throw new XipError(`${what}: no complete Memory: line in ${log}`, { exitCode: EXIT.failed });
+  return mem;
+}
+
 /** The Memory: line of a boot that must succeed. */
 async function memoryAt(ctx: BuildContext, memMiB: number, dir: string): Promise<{ mem: MemoryFields; log: string }> {
   const log = join(dir, `ram-${ctx.variant}-${memMiB}M.log`);
   const r = await bootAtKiB(ctx, memMiB * 1024, log);
-  if (!r.ok) {
-    throw badInput(`${ctx.variant} at ${memMiB} MiB did not boot (${r.failure?.kind}: ${r.failure?.line}); log ${log}`);
-  }
-  const mem = parseMemoryFields(r.memoryLine ?? '');
-  if (!mem) throw badInput(`${ctx.variant} at ${memMiB} MiB: no complete Memory: line in ${log}`);
+  const mem = memoryOfBoot(r, `${ctx.variant} at ${memMiB} MiB`, log);
   return { mem, log: readFileSync(log, 'utf8') };
 }
 
