@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { getBoard } from '../src/boards/index.ts';
+import { buildProgram } from '../src/cli.ts';
 import { makeContext } from '../src/context.ts';
 import { XipError } from '../src/errors.ts';
 import { formatReport, verify, verifyCommand, type VerifyReport } from '../src/verify/index.ts';
@@ -214,11 +215,37 @@ describe('verify on a synthetic XIP kernel', () => {
     it('vmlinux that is not ELF', () => {
       expect2(() => verify({ board: malta, vmlinux: `${good}-config`, dotConfig: `${good}-config`, image: join(tmp, 'none.bin') }), /not an ELF file/);
     });
-    it('missing .config', () => {
-      expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: join(tmp, 'no-config'), image: join(tmp, 'none.bin') }), /no such kernel \.config/);
+    it('missing .config, with a hint that names the real option (--dot-config)', () => {
+      expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: join(tmp, 'no-config'), image: join(tmp, 'none.bin') }), /no such kernel \.config.*xip verify --dot-config <file>/);
+    });
+    it('a .config path that is a directory', () => {
+      expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: tmp, image: join(tmp, 'none.bin') }), /is a directory, not a kernel \.config.*--dot-config/);
     });
     it('a .config that is not one', () => {
-      expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: `${good}-vmlinux`, image: join(tmp, 'none.bin') }), /not a kernel \.config/);
+      expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: `${good}-vmlinux`, image: join(tmp, 'none.bin') }), /not a kernel \.config.*--dot-config/);
+    });
+    it('every hint names an option xip verify has', () => {
+      const p = buildProgram().commands.find((c) => c.name() === 'verify')!;
+      const options = new Set(p.options.map((o) => o.long));
+      const hints: string[] = [];
+      for (const dotConfig of [join(tmp, 'no-config'), tmp, `${good}-vmlinux`]) {
+        try {
+          verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig, image: join(tmp, 'none.bin') });
+        } catch (e) {
+          hints.push((e as Error).message);
+        }
+      }
+      try {
+        verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: `${good}-config`, image: tmp });
+      } catch (e) {
+        hints.push((e as Error).message);
+      }
+      const r = verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: `${good}-config`, image: join(tmp, 'none.bin') });
+      hints.push(...r.rules.flatMap((x) => [x.summary, ...x.details]));
+      const named = hints.flatMap((h) => [...h.matchAll(/xip verify (--[a-z-]+)/g)].map((m) => m[1]!));
+      assert.ok(named.includes('--dot-config') && named.includes('--image'), named.join(' '));
+      for (const o of named) assert.ok(options.has(o), `${o} is not an option of xip verify`);
+      assert.ok(!hints.some((h) => h.includes('--config-file')));
     });
     it('an image path that is a directory', () => {
       expect2(() => verify({ board: malta, vmlinux: `${good}-vmlinux`, dotConfig: `${good}-config`, image: tmp }), /is a directory, not a flash image/);

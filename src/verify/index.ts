@@ -11,7 +11,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
-import { badInput } from '../errors.ts';
+import { badInput, XipError } from '../errors.ts';
 import { parseDotConfig, RULES, type RuleInputs, type RuleResult } from './rules.ts';
 
 export { type RuleResult } from './rules.ts';
@@ -44,16 +44,16 @@ const MAX_IMAGE_READ = 64 * 1024 * 1024;
 function readConfig(path: string): Map<string, string> {
   let text: string;
   try {
-    if (statSync(path).isDirectory()) throw badInput(`${path}: is a directory, not a kernel .config; pass the file (--config-file)`);
+    if (statSync(path).isDirectory()) throw badInput(`${path}: is a directory, not a kernel .config; pass the file (xip verify --dot-config <file>)`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if (err instanceof Error && err.name === 'XipError') throw err;
+    if (err instanceof XipError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw badInput(`${path}: no such kernel .config; build the kernel first (make kernel) or pass --config-file`);
+    if (code === 'ENOENT') throw badInput(`${path}: no such kernel .config; build the kernel first (make kernel) or pass one (xip verify --dot-config <file>)`);
     throw badInput(`${path}: cannot read the kernel .config (${code ?? String(err)}); check the path and its permissions`);
   }
   const cfg = parseDotConfig(text);
-  if (cfg.size === 0) throw badInput(`${path}: no CONFIG_ lines, not a kernel .config; pass the .config of the kernel build (--config-file)`);
+  if (cfg.size === 0) throw badInput(`${path}: no CONFIG_ lines, not a kernel .config; pass the .config of the kernel build (xip verify --dot-config <file>)`);
   return cfg;
 }
 
@@ -61,10 +61,10 @@ function readImage(path: string): { bytes: Uint8Array | null; size: number | nul
   let size: number;
   try {
     const st = statSync(path);
-    if (st.isDirectory()) throw badInput(`${path}: is a directory, not a flash image; pass the image file (--image)`);
+    if (st.isDirectory()) throw badInput(`${path}: is a directory, not a flash image; pass the image file (xip verify --image <file>)`);
     size = st.size;
   } catch (err) {
-    if (err instanceof Error && err.name === 'XipError') throw err;
+    if (err instanceof XipError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { bytes: null, size: null };
     throw badInput(`${path}: cannot read the flash image (${code ?? String(err)}); check the path and its permissions`);

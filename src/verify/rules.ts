@@ -274,7 +274,7 @@ export function rule4(inp: RuleInputs): RuleResult {
   const needed = flashLoadEnd > 0 ? flashLoadEnd - r.flashBase : 0;
   if (needed > limit) problems.push(`vmlinux needs ${hex(needed)} bytes of flash, more than ${limitName}`);
   const size = inp.imageSize;
-  if (size === null) problems.push(`no flash image at ${inp.imagePath} (build it: xip image)`);
+  if (size === null) problems.push(`no flash image at ${inp.imagePath} (build it: xip image; or pass one: xip verify --image <file>)`);
   else {
     if (size > limit) problems.push(`image is ${hex(size)} bytes, more than ${limitName}`);
     if (size % 4 !== 0) problems.push(`image length ${size} is not a multiple of 4`);
@@ -309,7 +309,7 @@ export function rule5(inp: RuleInputs): RuleResult {
   const entrySym = inp.elf.findSymbol('kernel_entry');
   const entry = entrySym && entrySym.shndx !== 0 ? entrySym.value : null;
   if (!inp.image) {
-    const why = inp.imageSize === null ? `no flash image at ${inp.imagePath} (build it: xip image)` : `image of ${inp.imageSize} bytes is too large to compare`;
+    const why = inp.imageSize === null ? `no flash image at ${inp.imagePath} (build it: xip image; or pass one: xip verify --image <file>)` : `image of ${inp.imageSize} bytes is too large to compare`;
     return { id: 5, title, ok: false, summary: why, details: [], data: { imagePresent: inp.imageSize !== null, kernelEntry: entry } };
   }
   const img = unswap(inp.image, inp.board.loaderSwapBytes);
