@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { getBoard } from '../src/boards/index.ts';
+import { makeContext } from '../src/context.ts';
 import { parseElf } from '../src/elf/elf32.ts';
 import { XipError } from '../src/errors.ts';
 import {
@@ -16,6 +17,7 @@ import {
   placeSegments,
   swapWords,
 } from '../src/image/layout.ts';
+import { buildShim } from '../src/image/shim.ts';
 import { verify } from '../src/verify/index.ts';
 import { dotConfig } from './fixtures/elf/image.ts';
 import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
@@ -131,5 +133,47 @@ describe('flash image layout', () => {
     assert.equal(text.size, etext - 0x9fc01000);
     assert.ok(exiprom > etext);
     assert.match(formatLayout(l), /of the flash budget/);
+  });
+});
+
+describe('boot shim build', () => {
+  // Fake tools on PATH: clang and ld do nothing, objcopy writes its output
+  // file and succeeds, or writes half of it and fails (FAKE_OBJCOPY=fail).
+  const bin = join(tmp, 'fake-tools');
+  mkdirSync(bin, { recursive: true });
+  const tool = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  tool('clang', 'exit 0');
+  tool('mipsel-linux-gnu-ld', 'exit 0');
+  tool('mipsel-linux-gnu-objcopy', 'for out; do :; done; printf SHIM > "$out"; [ "$FAKE_OBJCOPY" != fail ]');
+  const withFakeTools = async <T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { PATH: `${bin}:${process.env.PATH}` }, env);
+    try {
+      return await fn();
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  };
+  const ctx = makeContext({ buildDir: join(tmp, 'shim-build') });
+  const shimDir = join(ctx.variantDir, 'shim');
+
+  it('leaves shim.bin and no temporary file', async () => {
+    const s = await withFakeTools({}, () => buildShim(ctx, 0x9fc01000));
+    assert.equal(readFileSync(s.bin, 'utf8'), 'SHIM');
+    assert.deepEqual(readdirSync(shimDir).filter((f) => f.includes('tmp')), []);
+  });
+
+  it('a failing objcopy leaves no shim.bin.tmp behind, and no new shim.bin', async () => {
+    rmSync(shimDir, { recursive: true, force: true });
+    await assert.rejects(
+      withFakeTools({ FAKE_OBJCOPY: 'fail' }, () => buildShim(ctx, 0x9fc01000)),
+      (e: unknown) => e instanceof XipError && /boot shim objcopy failed/.test(e.message),
+    );
+    assert.equal(existsSync(join(shimDir, 'shim.bin.tmp')), false, 'shim.bin.tmp removed');
+    assert.equal(existsSync(join(shimDir, 'shim.bin')), false);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { XipError } from '../errors.ts';
@@ -56,8 +56,16 @@ export async function buildShim(ctx: BuildContext, kernelEntry: number): Promise
     log,
     what: 'boot shim link',
   });
-  await run(`${b.crossCompile}objcopy`, ['-O', 'binary', elf, `${bin}.tmp`], { log, what: 'boot shim objcopy' });
-  const bytes = readFileSync(`${bin}.tmp`);
-  writeFileAtomic(bin, bytes);
-  return { elf, bin, bytes: new Uint8Array(bytes) };
+  // objcopy writes a temporary file, never shim.bin itself: a failed or
+  // interrupted objcopy must not leave half a shim for the next image; the
+  // temporary file goes away whichever way this ends.
+  const tmp = `${bin}.tmp`;
+  try {
+    await run(`${b.crossCompile}objcopy`, ['-O', 'binary', elf, tmp], { log, what: 'boot shim objcopy' });
+    const bytes = readFileSync(tmp);
+    writeFileAtomic(bin, bytes);
+    return { elf, bin, bytes: new Uint8Array(bytes) };
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
