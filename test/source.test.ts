@@ -243,4 +243,20 @@ describe('prepareSource', () => {
     assert.equal(statSync(join(tree, 'Kconfig')).mtimeMs, OLD.getTime());
     assert.deepEqual(inf.series.map((p) => p.name), ['0001-setup.patch']);
   });
+
+  it('the same source and series again (the stage reran for a toolkit change) keeps the tree and every mtime', async () => {
+    const b = buildDir('same-again');
+    const s1 = series('same', {
+      '0001-setup.patch': patchText('arch/mips/kernel/setup.c', 'int setup;', 'int setup3;', ['int setup;']),
+    });
+    const first = await prepare(b, tarSpec(), s1);
+    const tree = sourcePaths(b).tree;
+    const patched = join(tree, 'arch/mips/kernel/setup.c');
+    const before = statSync(patched);
+    const again = await prepare(b, tarSpec(), s1);
+    assert.equal(again.prepared, first.prepared, 'not prepared again');
+    assert.equal(statSync(patched).mtimeMs, before.mtimeMs);
+    assert.equal(statSync(patched).ino, before.ino, 'the same file, not a new extraction');
+    assert.deepEqual(leftovers(b), []);
+  });
 });

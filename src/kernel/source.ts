@@ -224,6 +224,17 @@ export async function prepareSource(o: PrepareOptions): Promise<SourceInfo> {
   if (o.spec.kind === 'tarball') checkSha256(o.spec, hash.replace(/^tarball:/, ''));
   o.cache.save();
 
+  // The stage also reruns when only the toolkit changed (its hash is in every
+  // stamp): a tree prepared from the same source and series is kept as it
+  // is, so that no kernel build recompiles for a change to the toolkit.
+  const prepared = readSourceInfo(o.buildDir);
+  const sameSeries = (x: SourceInfo) =>
+    x.series.length === o.series.length && x.series.every((p, i) => p.name === o.series[i]?.name && p.sha256 === o.series[i]?.sha256);
+  if (prepared && prepared.originHash === hash && sameSeries(prepared) && existsSync(join(paths.tree, 'Makefile'))) {
+    o.onProgress?.('the prepared tree is already this source and series');
+    return prepared;
+  }
+
   const tmp = mkdtempSync(join(paths.root, '.tmp-'));
   try {
     o.onProgress?.(o.spec.kind === 'dir' ? `copying ${o.spec.path}` : `unpacking ${o.spec.path}`);
