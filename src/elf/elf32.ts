@@ -13,7 +13,7 @@
  * names the file and what is wrong with it.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { badInput, type XipError } from '../errors.ts';
+import { badInput, XipError } from '../errors.ts';
 
 export const EM_MIPS = 8;
 
@@ -359,7 +359,7 @@ export function readElf(path: string): ElfFile {
     if (st.isDirectory()) throw badInput(`${path}: is a directory, not an ELF file; pass the path of vmlinux`);
     size = st.size;
   } catch (err) {
-    if (err instanceof Error && err.name === 'XipError') throw err;
+    if (err instanceof XipError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw badInput(`${path}: no such file; build it first (make kernel) or pass the right path`);
     throw badInput(`${path}: cannot read it (${code ?? String(err)}); check the path and its permissions`);

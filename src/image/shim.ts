@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext } from '../context.ts';
-import { XipError } from '../errors.ts';
+import { XipError, badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { run } from '../proc.ts';
 
@@ -18,7 +18,7 @@ export interface ShimBuild {
 
 /** A C string literal for the assembler's preprocessor. */
 function cString(s: string): string {
-  if (/["\\\n]/.test(s)) throw new XipError(`board ${'cmdline'} contains a quote, backslash or newline: not supported in the shim`);
+  if (/["\\\n]/.test(s)) throw badInput(`board cmdline ${JSON.stringify(s)} contains a quote, backslash or newline: the shim cannot pass it; change the board's cmdline`);
   return `"${s}"`;
 }
 
