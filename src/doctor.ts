@@ -3,6 +3,7 @@ import { EXIT, XipError } from './errors.ts';
 import { info } from './log.ts';
 import { capture, run } from './proc.ts';
 import { DEBIAN_TARBALL } from './kernel/source.ts';
+import { renderTable as table } from './text.ts';
 
 /**
  * Host tools the toolkit needs: what is found, with which version, the
@@ -257,9 +258,7 @@ export function renderTable(rows: readonly ToolStatus[]): string {
     r.pkg || '(apt setup)',
     r.why ?? '',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]?.length ?? 0)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(head), ...body.map(line)].join('\n');
+  return table(head, body);
 }
 
 /** Packages to install for the problems in rows (missing or too old). */

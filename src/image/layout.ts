@@ -1,6 +1,7 @@
 import { kseg0, type Board } from '../boards/board.ts';
 import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
+import { hex as hexWord, renderTable } from '../text.ts';
 
 /**
  * Flash image layout: where each part of an XIP vmlinux goes in the flash
@@ -22,9 +23,8 @@ export function flashBudget(board: Board): number {
   return board.loaderSwapBytes > 0 ? Math.min(board.flashSize, board.loaderSwapBytes) : board.flashSize;
 }
 
-function hex(n: number): string {
-  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
-}
+/** Addresses as whole words: 0x1fc01000. */
+const hex = (n: number): string => hexWord(n, 8);
 
 function kib(n: number): string {
   return `${(n / 1024).toFixed(1)} KiB`;
@@ -194,13 +194,11 @@ export function describeLayout(elf: ElfFile, board: Board, shimSize: number, ima
 }
 
 export function formatLayout(l: Layout): string {
-  const rows = l.regions.map(
-    (r) =>
-      `  ${r.name.padEnd(22)} ${hex(r.start)}  ${hex(r.end)}  ${String(r.size).padStart(8)}  ${kib(r.size).padStart(11)}  ${(r.share * 100).toFixed(1).padStart(5)}%`,
-  );
-  return [
-    `  ${'region'.padEnd(22)} ${'start'.padEnd(10)}  ${'end'.padEnd(10)}  ${'bytes'.padStart(8)}  ${'size'.padStart(11)}  budget`,
-    ...rows,
-    `  image ${l.used} bytes of ${l.budget} (${((l.used / l.budget) * 100).toFixed(1)}% of the flash budget)`,
-  ].join('\n');
+  const rows = l.regions.map((r) => [r.name, hex(r.start), hex(r.end), r.size, kib(r.size), `${(r.share * 100).toFixed(1).padStart(5)}%`]);
+  const table = renderTable(['region', 'start', 'end', 'bytes', 'size', 'budget'], rows, {
+    indent: '  ',
+    align: ['l', 'l', 'l', 'r', 'r', 'r'],
+    minWidths: [21, 10, 10, 8, 11, 6],
+  });
+  return `${table}\n  image ${l.used} bytes of ${l.budget} (${((l.used / l.budget) * 100).toFixed(1)}% of the flash budget)`;
 }

@@ -11,6 +11,7 @@ import { qemuCommand } from '../qemu/firmware.ts';
 import { qemuArgs } from '../qemu/runner.ts';
 import { GdbClient } from './gdb.ts';
 import { QmpClient } from '../qemu/qmp.ts';
+import { hex } from '../text.ts';
 
 /**
  * Boot cost in guest instructions, deterministic.
@@ -181,8 +182,8 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
       const pc = await gdb.readRegister(PC, endian);
       const n = await qmp.icount();
       const name = bps.get(pc);
-      debug(`measure: stop ${stop.slice(0, 3)} at 0x${pc.toString(16)} (${name ?? '?'}) after ${n} instructions`);
-      if (name === undefined) throw new XipError(`gdbstub: the guest stopped at 0x${pc.toString(16)}, not at a breakpoint (${stop})`);
+      debug(`measure: stop ${stop.slice(0, 3)} at ${hex(pc)} (${name ?? '?'}) after ${n} instructions`);
+      if (name === undefined) throw new XipError(`gdbstub: the guest stopped at ${hex(pc)}, not at a breakpoint (${stop})`);
       counts[name] = n;
       await gdb.clearBreakpoint(pc);
       bps.delete(pc);

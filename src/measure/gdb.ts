@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { formatMs, shown, XipError } from '../errors.ts';
+import { hex } from '../text.ts';
 
 /**
  * A very small GDB remote-serial-protocol client: enough to stop QEMU at
@@ -222,7 +223,7 @@ export class GdbClient {
 
   async readWord(addr: number, endian: 'little' | 'big'): Promise<number> {
     const r = await this.request(`m${(addr >>> 0).toString(16)},4`);
-    if (r.startsWith('E') || r === '') throw new XipError(`gdbstub: reading memory at 0x${addr.toString(16)} failed (${r})`);
+    if (r.startsWith('E') || r === '') throw new XipError(`gdbstub: reading memory at ${hex(addr)} failed (${r})`);
     return decodeWord(r, endian);
   }
 

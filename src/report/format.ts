@@ -1,5 +1,6 @@
 import { fmtInt, judgeTargets, type Results } from '../measure/index.ts';
 import { MEMORY_FIELDS, type MemoryFields } from '../measure/memory.ts';
+import { renderTable } from '../text.ts';
 
 /**
  * Results as text: a terminal table (`xip measure`) and the README's
@@ -22,14 +23,9 @@ function mib(k: number): string {
   return `${(k / 1024).toFixed(k % 1024 === 0 ? 0 : 4).replace(/0+$/, '').replace(/\.$/, '')} MiB`;
 }
 
-/** A markdown table (also readable as plain text). */
+/** A markdown table (also readable as plain text): first column left, the rest right unless `align` says. */
 export function mdTable(head: string[], rows: (string | number)[][], align?: ('l' | 'r')[]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
-  const w = head.map((_, i) => Math.max(3, ...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) =>
-    `| ${r.map((c, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join(' | ')} |`;
-  const sep = `| ${w.map((n, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? `${'-'.repeat(n - 1)}:` : '-'.repeat(n))).join(' | ')} |`;
-  return [line(head), sep, ...cells.slice(1).map(line)].join('\n');
+  return renderTable(head, rows, { markdown: true, align });
 }
 
 export function ramTable(r: Results): string | undefined {

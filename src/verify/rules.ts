@@ -11,6 +11,7 @@
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { swapWords } from '../image/layout.ts';
+import { hex } from '../text.ts';
 
 export interface RuleResult {
   id: number;
@@ -68,10 +69,6 @@ export const TEXT_PATCHING_OPTIONS = [
 export const SHIM_MAGIC = 0x53504958;
 export const SHIM_MAGIC_OFFSET = 0x18;
 export const SHIM_TARGET_OFFSET = 0x20;
-
-export function hex(n: number): string {
-  return `0x${(n >>> 0).toString(16)}`;
-}
 
 function flagsText(f: number): string {
   return `${f & PF.R ? 'R' : '-'}${f & PF.W ? 'W' : '-'}${f & PF.X ? 'X' : '-'}`;
