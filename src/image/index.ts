@@ -1,11 +1,12 @@
+import { kseg0 } from '../boards/board.ts';
 import type { BuildContext } from '../context.ts';
-import { readElf } from '../elf/elf32.ts';
+import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { assemble, checkFits, describeLayout, imageEnd, placeSegments, type Layout } from './layout.ts';
 import { buildShim, shimSources } from './shim.ts';
 
-export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
+export { formatLayout, flashBudget, flashBudgetLimit, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };
 
 export interface ImageReport {
@@ -30,9 +31,9 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (!entrySym || entrySym.shndx === 0) throw badInput(`${ctx.vmlinux}: no kernel_entry symbol: not a MIPS kernel`);
   const placements = placeSegments(elf, ctx.board);
   const size = imageEnd(placements);
-  const flashBase = 0x80000000 + ctx.board.flashPhys;
+  const flashBase = kseg0(ctx.board.flashPhys);
   const textEnd = placements.reduce((m, p) => {
-    const exec = (p.segment.flags & 1) !== 0;
+    const exec = (p.segment.flags & PF.X) !== 0;
     return exec ? Math.max(m, (p.segment.vaddr + p.segment.memsz) >>> 0) : m;
   }, flashBase);
   checkFits(size, textEnd, ctx.board);

@@ -1,4 +1,4 @@
-import { kseg0, type Board } from '../boards/board.ts';
+import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
 import { hex as hexWord, renderTable } from '../text.ts';
@@ -16,11 +16,21 @@ export interface Placement {
   offset: number;
 }
 
-export const SEGMENT_BOUNDARY = 0xa0000000;
+/** The KSEG0/KSEG1 boundary: flash-resident code must end below it. */
+export const SEGMENT_BOUNDARY = KSEG1;
 
-/** Bytes of the image the board's flash can hold (the swapped range counts on malta). */
+/**
+ * Bytes of the image the board's flash can hold (the swapped range counts on
+ * malta): the one place the budget is computed (image assembly, its layout
+ * map, verify and the measurements all take it from here).
+ */
 export function flashBudget(board: Board): number {
   return board.loaderSwapBytes > 0 ? Math.min(board.flashSize, board.loaderSwapBytes) : board.flashSize;
+}
+
+/** What sets the budget, for messages: the loader's byte-swapped range or the flash window. */
+export function flashBudgetLimit(board: Board): string {
+  return board.loaderSwapBytes > 0 && board.loaderSwapBytes < board.flashSize ? "the loader's byte-swapped range" : 'the flash window';
 }
 
 /** Addresses as whole words: 0x1fc01000. */
@@ -81,9 +91,8 @@ export function imageEnd(placements: readonly Placement[]): number {
 export function checkFits(size: number, textEnd: number, board: Board): void {
   const budget = flashBudget(board);
   if (size > budget) {
-    const what = board.loaderSwapBytes > 0 && budget < board.flashSize ? 'the loader\'s byte-swapped range of' : 'the flash window of';
     throw new XipError(
-      `flash image is ${size} bytes (${kib(size)}), ${size - budget} bytes (${kib(size - budget)}) over ${what} ` +
+      `flash image is ${size} bytes (${kib(size)}), ${size - budget} bytes (${kib(size - budget)}) over ${flashBudgetLimit(board)} of ` +
         `${budget} bytes (${kib(budget)}) on ${board.name}: trim the kernel config or the initramfs`,
     );
   }

@@ -10,7 +10,7 @@
  */
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
-import { swapWords } from '../image/layout.ts';
+import { flashBudget, flashBudgetLimit, swapWords } from '../image/layout.ts';
 import { hex } from '../text.ts';
 
 export interface RuleResult {
@@ -249,8 +249,8 @@ export function rule4(inp: RuleInputs): RuleResult {
   const r = boardRanges(inp.board);
   const b = inp.board;
   const title = 'the image fits the flash';
-  const limit = b.loaderSwapBytes > 0 ? Math.min(b.flashSize, b.loaderSwapBytes) : b.flashSize;
-  const limitName = b.loaderSwapBytes > 0 && b.loaderSwapBytes < b.flashSize ? `the loader's byte-swapped range ${hex(limit)}` : `the flash window ${hex(limit)}`;
+  const limit = flashBudget(b);
+  const limitName = `${flashBudgetLimit(b)} ${hex(limit)}`;
   const problems: string[] = [];
   const segs = loads(inp.elf);
   // Flash-resident parts: what executes from flash and what is loaded from it.
