@@ -10,8 +10,6 @@ import {
   checkSha256,
   fetchPinned,
   fetchSource,
-  mergeConfig,
-  missingFromConfig,
   muslArchOf,
   muslConfigureArgs,
   muslKey,
@@ -226,25 +224,6 @@ describe('musl from source', () => {
 });
 
 describe('busybox config', () => {
-  const base = '# CONFIG_HTTPD is not set\nCONFIG_LS=y\n# CONFIG_IP is not set\nCONFIG_UDHCPC_DEFAULT_SCRIPT="/old"\n';
-  it('mergeConfig sets, unsets and appends symbols', () => {
-    const frag = 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\nCONFIG_UDHCPC_DEFAULT_SCRIPT="/usr/share/udhcpc/default.script"\nCONFIG_NEW=y\n# a comment\n';
-    const out = mergeConfig(base, frag);
-    assert.match(out, /^CONFIG_HTTPD=y$/m);
-    assert.match(out, /^# CONFIG_LS is not set$/m);
-    assert.doesNotMatch(out, /^CONFIG_LS=y$/m);
-    assert.match(out, /^CONFIG_UDHCPC_DEFAULT_SCRIPT="\/usr\/share\/udhcpc\/default.script"$/m);
-    assert.match(out, /^CONFIG_NEW=y$/m);
-    assert.match(out, /^# CONFIG_IP is not set$/m);
-  });
-  it('missingFromConfig lists what did not survive', () => {
-    const final = 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\n';
-    assert.deepEqual(missingFromConfig(final, 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\n# CONFIG_GONE is not set\n'), []);
-    assert.deepEqual(missingFromConfig(final, 'CONFIG_IP=y\nCONFIG_HTTPD=y\n# CONFIG_HTTPD is not set\n'), [
-      'CONFIG_IP=y',
-      '# CONFIG_HTTPD is not set',
-    ]);
-  });
   it('the repository fragment asks for the applets the router scripts use', () => {
     const frag = readFileSync(join(REPO_ROOT, 'userspace', 'lwrt', 'busybox.config'), 'utf8');
     for (const s of ['STATIC', 'ASH', 'MOUNT', 'IP', 'UDHCPC', 'HTTPD', 'FEATURE_HTTPD_CGI', 'POWEROFF', 'SED', 'UNAME', 'HOSTNAME', 'SLEEP']) {

@@ -5,7 +5,17 @@ import { describe, it } from 'node:test';
 import { makeContext, REPO_ROOT } from '../src/context.ts';
 import { XipError } from '../src/errors.ts';
 import { kernelOutputs, kernelTargets, makeVars, progressLine } from '../src/kernel/kbuild.ts';
-import { checkVariant, droppedSymbols, parseConfig, renderConfigInput, variantFragment } from '../src/kernel/kconfig.ts';
+import {
+  checkVariant,
+  configValue,
+  droppedSymbols,
+  mergeConfig,
+  missingFromConfig,
+  parseConfig,
+  parseConfigLine,
+  renderConfigInput,
+  variantFragment,
+} from '../src/kernel/kconfig.ts';
 
 const DEFCONFIG = 'CONFIG_MIPS_MALTA=y\nCONFIG_XIP_KERNEL=y\nCONFIG_XIP_PHYS_ADDR=0x1fc01000\n# CONFIG_SMP is not set\n';
 
@@ -58,6 +68,49 @@ describe('.config input', () => {
     // Off by default: must not be switched on here.
     for (const k of ['SMP', 'NET', 'MODULES']) assert.notEqual(m.get(k), 'y', `CONFIG_${k}`);
     assert.equal(m.has('INITRAMFS_SOURCE'), false, 'the initramfs list is set by xip, per build');
+  });
+});
+
+describe('the Kconfig reader', () => {
+  it('reads set and unset lines, names without CONFIG_, and nothing else', () => {
+    assert.deepEqual(parseConfigLine('CONFIG_XIP_PHYS_ADDR=0x1fc01000'), ['XIP_PHYS_ADDR', '0x1fc01000']);
+    assert.deepEqual(parseConfigLine('CONFIG_CMDLINE="a=b c"'), ['CMDLINE', '"a=b c"']);
+    assert.deepEqual(parseConfigLine('# CONFIG_SMP is not set'), ['SMP', 'n']);
+    assert.deepEqual(parseConfigLine('  CONFIG_A=y  '), ['A', 'y'], 'surrounding blanks');
+    for (const l of ['', '#', '# Automatically generated file; DO NOT EDIT.', '# CONFIG_A=y', 'A=y', 'CONFIG_=y']) assert.equal(parseConfigLine(l), undefined, l);
+  });
+
+  it('a later line wins; an absent symbol reads as n, with or without its prefix', () => {
+    const m = parseConfig('CONFIG_A=y\n# CONFIG_A is not set\nCONFIG_B=m\n');
+    assert.equal(configValue(m, 'A'), 'n');
+    assert.equal(configValue(m, 'CONFIG_B'), 'm');
+    assert.equal(configValue(m, 'CONFIG_NONE'), 'n');
+  });
+});
+
+describe('Kconfig fragments (busybox .config)', () => {
+  const base = '# CONFIG_HTTPD is not set\nCONFIG_LS=y\n# CONFIG_IP is not set\nCONFIG_UDHCPC_DEFAULT_SCRIPT="/old"\n';
+  it('mergeConfig sets, unsets and appends symbols', () => {
+    const frag = 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\nCONFIG_UDHCPC_DEFAULT_SCRIPT="/usr/share/udhcpc/default.script"\nCONFIG_NEW=y\n# a comment\n';
+    const out = mergeConfig(base, frag);
+    assert.match(out, /^CONFIG_HTTPD=y$/m);
+    assert.match(out, /^# CONFIG_LS is not set$/m);
+    assert.doesNotMatch(out, /^CONFIG_LS=y$/m);
+    assert.match(out, /^CONFIG_UDHCPC_DEFAULT_SCRIPT="\/usr\/share\/udhcpc\/default.script"$/m);
+    assert.match(out, /^CONFIG_NEW=y$/m);
+    assert.match(out, /^# CONFIG_IP is not set$/m);
+  });
+  it('mergeConfig changes a symbol where it stands and ends with a newline', () => {
+    assert.equal(mergeConfig('CONFIG_A=y\nCONFIG_B=y', '# CONFIG_A is not set\nCONFIG_C=m\n'), '# CONFIG_A is not set\nCONFIG_B=y\nCONFIG_C=m\n');
+    assert.equal(mergeConfig('', 'CONFIG_A=y'), 'CONFIG_A=y\n');
+  });
+  it('missingFromConfig lists what did not survive', () => {
+    const final = 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\n';
+    assert.deepEqual(missingFromConfig(final, 'CONFIG_HTTPD=y\n# CONFIG_LS is not set\n# CONFIG_GONE is not set\n'), []);
+    assert.deepEqual(missingFromConfig(final, 'CONFIG_IP=y\nCONFIG_HTTPD=y\n# CONFIG_HTTPD is not set\n'), [
+      'CONFIG_IP=y',
+      '# CONFIG_HTTPD is not set',
+    ]);
   });
 });
 

@@ -33,29 +33,84 @@ export function renderConfigInput(defconfig: string, variant: Variant, initramfs
   );
 }
 
+/** `CONFIG_FOO=value` */
+const SET_LINE = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/;
+/** `# CONFIG_FOO is not set` */
+const UNSET_LINE = /^# CONFIG_([A-Za-z0-9_]+) is not set$/;
+
+/**
+ * One line of a Kconfig file (a kernel or busybox .config, a defconfig, a
+ * fragment): [FOO, value] for CONFIG_FOO=value, [FOO, 'n'] for
+ * "# CONFIG_FOO is not set", undefined for anything else.
+ */
+export function parseConfigLine(raw: string): [name: string, value: string] | undefined {
+  const line = raw.trim();
+  const set = SET_LINE.exec(line);
+  if (set) return [set[1]!, set[2]!];
+  const unset = UNSET_LINE.exec(line);
+  return unset ? [unset[1]!, 'n'] : undefined;
+}
+
 /**
  * Parse a .config: CONFIG_FOO=value and "# CONFIG_FOO is not set" (as 'n').
- * Keys are without the CONFIG_ prefix.
+ * Keys are without the CONFIG_ prefix; a later line wins, as in Kconfig.
+ * The one Kconfig reader of the toolkit: the kernel build, verify and the
+ * router's busybox all use it.
  */
 export function parseConfig(text: string): Map<string, string> {
   const m = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const set = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/.exec(line);
-    if (set?.[1] !== undefined && set[2] !== undefined) {
-      m.set(set[1], set[2]);
-      continue;
-    }
-    const unset = /^# CONFIG_([A-Za-z0-9_]+) is not set$/.exec(line);
-    if (unset?.[1] !== undefined) m.set(unset[1], 'n');
+    const kv = parseConfigLine(line);
+    if (kv) m.set(kv[0], kv[1]);
   }
   return m;
+}
+
+/** A symbol's value with 'n' for unset (as Kconfig reads a missing symbol). */
+export function configValue(config: Map<string, string>, name: string): string {
+  return config.get(name.replace(/^CONFIG_/, '')) ?? 'n';
+}
+
+/**
+ * Apply a fragment (CONFIG_X=... and "# CONFIG_X is not set" lines) to a
+ * .config text: each symbol's line is replaced where it is, or appended.
+ */
+export function mergeConfig(config: string, fragment: string): string {
+  const lines = config === '' ? [] : config.replace(/\n$/, '').split('\n');
+  const at = new Map<string, number>();
+  lines.forEach((l, i) => {
+    const kv = parseConfigLine(l);
+    if (kv) at.set(kv[0], i);
+  });
+  for (const line of fragment.split('\n')) {
+    const kv = parseConfigLine(line);
+    if (!kv) continue;
+    const i = at.get(kv[0]);
+    if (i === undefined) {
+      at.set(kv[0], lines.length);
+      lines.push(line.trim());
+    } else lines[i] = line.trim();
+  }
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+/** Lines of a fragment whose value is not the final config's (a missing symbol counts as 'n'). */
+export function missingFromConfig(final: string, fragment: string): string[] {
+  const cfg = parseConfig(final);
+  return fragment
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => {
+      const kv = parseConfigLine(l);
+      return kv !== undefined && configValue(cfg, kv[0]) !== kv[1];
+    });
 }
 
 /** Symbols asked for in input whose value did not survive into the final config. */
 export function droppedSymbols(input: Map<string, string>, final: Map<string, string>): string[] {
   const out: string[] = [];
   for (const [k, v] of input) {
-    const got = final.get(k) ?? 'n';
+    const got = configValue(final, k);
     if (got !== v) out.push(`CONFIG_${k}=${v}${final.has(k) ? ` (got ${got})` : ' (unknown or unmet dependency)'}`);
   }
   return out;
@@ -86,9 +141,9 @@ export function checkDefconfigText(text: string, file: string): void {
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
-    if (line === '' || /^# CONFIG_[A-Za-z0-9_]+ is not set$/.test(line)) continue;
+    if (line === '' || UNSET_LINE.test(line)) continue;
     if (line.startsWith('#') && !/^#\s*CONFIG_/.test(line)) continue;
-    const m = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/.exec(line);
+    const m = SET_LINE.exec(line);
     if (!m) {
       throw badInput(
         `${file}:${i + 1}: '${line}' is not a defconfig line (CONFIG_FOO=y, =n, =123, ="text", or '# CONFIG_FOO is not set'): fix or remove it`,

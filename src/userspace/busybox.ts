@@ -8,6 +8,7 @@ import { info } from '../log.ts';
 import { capture, run } from '../proc.ts';
 import { hashFile } from '../stamp.ts';
 import { jobs } from '../kernel/kbuild.ts';
+import { mergeConfig, missingFromConfig } from '../kernel/kconfig.ts';
 
 /**
  * The router's busybox: Debian's busybox SOURCE package, configured with
@@ -165,33 +166,6 @@ export async function fetchSource(pkg: SourcePin, dir: string, pinFile: string, 
 export async function fetchPinned(pin: BusyboxPin, dir: string, pinFile: string, log: string): Promise<void> {
   await fetchSource(pin.source, dir, pinFile, log);
   await fetchSource(pin.libc, dir, pinFile, log);
-}
-
-/** Apply a fragment (CONFIG_X=y / "# CONFIG_X is not set" lines) to a .config text. */
-export function mergeConfig(config: string, fragment: string): string {
-  let out = config.endsWith('\n') || config === '' ? config : `${config}\n`;
-  for (const line of fragment.split('\n')) {
-    const set = /^(CONFIG_[A-Za-z0-9_]+)=.*$/.exec(line);
-    const unset = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(line);
-    const sym = set?.[1] ?? unset?.[1];
-    if (!sym) continue;
-    const re = new RegExp(`^(# ${sym} is not set|${sym}=.*)$`, 'm');
-    out = re.test(out) ? out.replace(re, () => line) : `${out}${line}\n`;
-  }
-  return out;
-}
-
-/** Fragment lines whose value is not in the final .config. */
-export function missingFromConfig(final: string, fragment: string): string[] {
-  const lines = new Set(final.split('\n'));
-  return fragment
-    .split('\n')
-    .filter((l) => /^CONFIG_[A-Za-z0-9_]+=/.test(l) || /^# CONFIG_[A-Za-z0-9_]+ is not set$/.test(l))
-    .filter((l) => {
-      if (lines.has(l)) return false;
-      const unset = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(l);
-      return !(unset && ![...lines].some((x) => x.startsWith(`${unset[1]}=`)));
-    });
 }
 
 /** gcc specs that compile and link statically against the installed musl (muslRoot/include, muslRoot/lib). */

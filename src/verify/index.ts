@@ -12,7 +12,8 @@ import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
-import { parseDotConfig, RULES, type RuleInputs, type RuleResult } from './rules.ts';
+import { parseConfig } from '../kernel/kconfig.ts';
+import { RULES, type RuleInputs, type RuleResult } from './rules.ts';
 
 export { type RuleResult } from './rules.ts';
 
@@ -52,7 +53,7 @@ function readConfig(path: string): Map<string, string> {
     if (code === 'ENOENT') throw badInput(`${path}: no such kernel .config; build the kernel first (make kernel) or pass one (xip verify --dot-config <file>)`);
     throw badInput(`${path}: cannot read the kernel .config (${code ?? String(err)}); check the path and its permissions`);
   }
-  const cfg = parseDotConfig(text);
+  const cfg = parseConfig(text);
   if (cfg.size === 0) throw badInput(`${path}: no CONFIG_ lines, not a kernel .config; pass the .config of the kernel build (xip verify --dot-config <file>)`);
   return cfg;
 }

@@ -11,6 +11,7 @@
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { flashBudget, flashBudgetLimit, swapWords } from '../image/layout.ts';
+import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
 
 export interface RuleResult {
@@ -27,7 +28,7 @@ export interface RuleResult {
 export interface RuleInputs {
   board: Board;
   elf: ElfFile;
-  /** CONFIG_* name -> value ('y', 'm', '"string"', number); unset options absent. */
+  /** The kernel .config as parseConfig (kernel/kconfig.ts) reads it: name without CONFIG_ -> value, 'n' when not set. */
   config: Map<string, string>;
   /** Flash image bytes as stored in the file (still byte-swapped), or null when there is no image. */
   image: Uint8Array | null;
@@ -371,15 +372,12 @@ export function rule5(inp: RuleInputs): RuleResult {
 /** Rule 6: CONFIG_XIP_KERNEL=y and no option that patches kernel text. */
 export function rule6(inp: RuleInputs): RuleResult {
   const title = 'the kernel config is XIP and patches no text';
-  const xip = inp.config.get('CONFIG_XIP_KERNEL');
-  const on = TEXT_PATCHING_OPTIONS.filter((o) => {
-    const v = inp.config.get(o);
-    return v === 'y' || v === 'm';
-  });
+  const xip = configValue(inp.config, 'XIP_KERNEL');
+  const on = TEXT_PATCHING_OPTIONS.filter((o) => ['y', 'm'].includes(configValue(inp.config, o)));
   const problems: string[] = [];
-  if (xip !== 'y') problems.push(`CONFIG_XIP_KERNEL is ${xip === undefined ? 'not set' : `=${xip}`}`);
-  if (on.length) problems.push(`text-patching options on: ${on.map((o) => `${o}=${inp.config.get(o)}`).join(' ')}`);
-  const data = { xipKernel: xip ?? null, textPatchingOn: on, checked: [...TEXT_PATCHING_OPTIONS] };
+  if (xip !== 'y') problems.push(`CONFIG_XIP_KERNEL is ${xip === 'n' ? 'not set' : `=${xip}`}`);
+  if (on.length) problems.push(`text-patching options on: ${on.map((o) => `${o}=${configValue(inp.config, o)}`).join(' ')}`);
+  const data = { xipKernel: xip === 'n' ? null : xip, textPatchingOn: on, checked: [...TEXT_PATCHING_OPTIONS] };
   if (problems.length === 0) {
     return { id: 6, title, ok: true, summary: `CONFIG_XIP_KERNEL=y; ${TEXT_PATCHING_OPTIONS.length} text-patching options off`, details: [], data };
   }
@@ -387,14 +385,3 @@ export function rule6(inp: RuleInputs): RuleResult {
 }
 
 export const RULES = [rule1, rule2, rule3, rule4, rule5, rule6] as const;
-
-/** Parse a kernel .config: `CONFIG_X=value` lines; `# CONFIG_X is not set` means absent. */
-export function parseDotConfig(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    const eq = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
-    if (eq) m.set(eq[1]!, eq[2]!);
-  }
-  return m;
-}
