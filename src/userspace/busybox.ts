@@ -5,10 +5,11 @@ import type { BuildContext } from '../context.ts';
 import { EXIT, XipError, badInput } from '../errors.ts';
 import { sha256, writeFileAtomic } from '../fsutil.ts';
 import { info } from '../log.ts';
-import { capture, run } from '../proc.ts';
+import { run } from '../proc.ts';
 import { hashFile } from '../stamp.ts';
 import { jobs } from '../kernel/kbuild.ts';
 import { mergeConfig, missingFromConfig } from '../kernel/kconfig.ts';
+import { staticProgramProblem } from './program.ts';
 
 /**
  * The router's busybox: Debian's busybox SOURCE package, configured with
@@ -432,17 +433,15 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
     }
     await make([`-j${jobs()}`, `EXTRA_CFLAGS=${ctx.board.cpuFlags.join(' ')}`, 'busybox', 'busybox.links']);
     const bin = join(obj, 'busybox');
+    const bytes = readFileSync(bin);
     // The binary must be a static program for the board: no interpreter.
-    const hdr = capture(`${ctx.board.crossCompile}readelf`, ['-lh', bin], { what: 'readelf busybox' });
-    if (/Requesting program interpreter/.test(hdr) || !/Type:\s+EXEC/.test(hdr)) {
-      throw new XipError(`busybox built as a dynamic program (see ${log}): CONFIG_STATIC must stay set`);
-    }
+    const why = staticProgramProblem(bytes, ctx.board);
+    if (why) throw new XipError(`busybox ${why} (see ${log}): CONFIG_STATIC must stay set`);
     const applets = readFileSync(join(obj, 'busybox.links'), 'utf8')
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l.startsWith('/'))
       .sort();
-    const bytes = readFileSync(bin);
     const inf: BusyboxInfo = {
       version: upstreamVersion(pin.source.version),
       source: { package: pin.source.package, version: pin.source.version, files: pin.source.files },

@@ -1,10 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { BuildContext } from '../context.ts';
-import { parseElf } from '../elf/elf32.ts';
-import { XipError } from '../errors.ts';
-import { run } from '../proc.ts';
-import { freestandingCompileCommand } from './init.ts';
+import { buildFreestanding } from './program.ts';
 import type { InitramfsEntry } from './initramfs.ts';
 import type { UserspaceProfile } from './profiles.ts';
 
@@ -50,29 +46,10 @@ export function stressLinkScript(repo: string): string {
   return join(repo, 'userspace', 'init.lds');
 }
 
-/** Build one stress program (stripped, checked, written atomically). */
+/** Build one stress program (stripped, checked, written atomically: src/userspace/program.ts). */
 export async function buildStressProgram(ctx: BuildContext, program: StressProgram, outPath: string): Promise<void> {
-  const dir = resolve(outPath, '..');
-  mkdirSync(dir, { recursive: true });
-  const unstripped = join(dir, `.${basename(outPath)}.${process.pid}.full.tmp`);
-  const stripped = join(dir, `.${basename(outPath)}.${process.pid}.tmp`);
-  try {
-    const src = join(stressDir(ctx.repo), `${program}.c`);
-    const cc = freestandingCompileCommand(ctx.board, ctx.toolchain, [src], stressLinkScript(ctx.repo), unstripped);
-    await run(cc.cmd, cc.args, { what: `stress ${program} build (${ctx.toolchain})` });
-    await run(`${ctx.board.crossCompile}strip`, ['-s', '-o', stripped, unstripped], { what: `stress ${program} strip` });
-    const elf = parseElf(readFileSync(stripped), `stress ${program}`);
-    const bad = (why: string) =>
-      new XipError(`stress ${program} (${ctx.toolchain}): the linked program ${why}; check ${stressLinkScript(ctx.repo)}`);
-    if (elf.endian !== ctx.board.endian) throw bad(`is ${elf.endian}-endian, the board is ${ctx.board.endian}-endian`);
-    if (elf.type !== 2 || elf.machine !== 8) throw bad('is not a MIPS executable (ET_EXEC, EM_MIPS)');
-    if (elf.segments.some((s) => s.type === 3)) throw bad('asks for an interpreter (PT_INTERP): it must be static');
-    if (!elf.segments.some((s) => s.type === 1)) throw bad('has no PT_LOAD segment');
-    renameSync(stripped, outPath);
-  } finally {
-    rmSync(unstripped, { force: true });
-    rmSync(stripped, { force: true });
-  }
+  const src = join(stressDir(ctx.repo), `${program}.c`);
+  await buildFreestanding(ctx, { what: `stress ${program}`, sources: [src], lds: stressLinkScript(ctx.repo) }, outPath);
 }
 
 /** The initramfs: /dev/console, /init (stress), /bin/stress-child. */
