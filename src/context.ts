@@ -4,8 +4,17 @@ import { fileURLToPath } from 'node:url';
 import { getBoard, type Board } from './boards/index.ts';
 import { badInput } from './errors.ts';
 
-export type Variant = 'xip' | 'stock';
-export type Toolchain = 'clang' | 'gcc';
+export const VARIANTS = ['xip', 'stock'] as const;
+export const TOOLCHAINS = ['clang', 'gcc'] as const;
+export type Variant = (typeof VARIANTS)[number];
+export type Toolchain = (typeof TOOLCHAINS)[number];
+
+/** What a build is when nothing is said: the CLI shows these as its defaults. */
+export const DEFAULTS = { board: 'malta', variant: 'xip', toolchain: 'clang' } as const satisfies {
+  board: string;
+  variant: Variant;
+  toolchain: Toolchain;
+};
 
 /** Root of this repository (the folder holding package.json). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,24 +62,35 @@ export interface ContextOptions {
   buildDir?: string;
 }
 
+/** The defconfig file name: `xip_qemu_malta` and `xip_qemu_malta_defconfig` both name kernel/configs/xip_qemu_malta_defconfig. */
+export function defconfigName(config: string): string {
+  return config.endsWith('_defconfig') ? config : `${config}_defconfig`;
+}
+
 /** The userspace a config gets unless told otherwise: the router config runs the router. */
 export function defaultUserspace(board: Board, config: string): string {
   return board.defconfigs.router !== undefined && config === board.defconfigs.router ? 'router' : 'init';
 }
 
+const isOneOf = <T extends string>(values: readonly T[], v: string): v is T => (values as readonly string[]).includes(v);
+
+/**
+ * The build context of these options. The xip command has checked its
+ * options already (commander: choices, parsers); the checks here are for
+ * the callers that pass strings of their own (measure, bench, tests).
+ */
 export function makeContext(opts: ContextOptions = {}): BuildContext {
-  const board = getBoard(opts.board ?? 'malta');
-  const variant = opts.variant ?? 'xip';
-  if (variant !== 'xip' && variant !== 'stock') {
-    throw badInput(`unknown variant '${variant}': use xip or stock`);
+  const board = getBoard(opts.board ?? DEFAULTS.board);
+  const variant = opts.variant ?? DEFAULTS.variant;
+  if (!isOneOf(VARIANTS, variant)) {
+    throw badInput(`unknown variant '${variant}': use ${VARIANTS.join(' or ')}`);
   }
-  const toolchain = opts.toolchain ?? 'clang';
-  if (toolchain !== 'clang' && toolchain !== 'gcc') {
-    throw badInput(`unknown toolchain '${toolchain}': use clang or gcc (TOOLCHAIN=gcc)`);
+  const toolchain = opts.toolchain ?? DEFAULTS.toolchain;
+  if (!isOneOf(TOOLCHAINS, toolchain)) {
+    throw badInput(`unknown toolchain '${toolchain}': use ${TOOLCHAINS.join(' or ')} (TOOLCHAIN=gcc)`);
   }
   const rootfs = opts.rootfs !== undefined && opts.rootfs !== '' ? resolve(opts.rootfs) : undefined;
-  let config = opts.config ?? (rootfs !== undefined ? (board.defconfigs.router ?? board.defconfigs.minimal) : board.defconfigs.minimal);
-  if (!config.endsWith('_defconfig')) config = `${config}_defconfig`;
+  const config = defconfigName(opts.config ?? (rootfs !== undefined ? (board.defconfigs.router ?? board.defconfigs.minimal) : board.defconfigs.minimal));
   const buildDir = resolve(opts.buildDir ?? join(REPO_ROOT, 'build'));
   const userspace = opts.userspace ?? (rootfs !== undefined ? 'rootfs' : defaultUserspace(board, config));
   if (rootfs !== undefined && userspace !== 'rootfs') {

@@ -3,10 +3,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { getBoard } from '../src/boards/index.ts';
 import { buildProgram, contextFrom, main, mergeEnv, reportError } from '../src/cli.ts';
+import { COMMANDS } from '../src/commands/index.ts';
 import { REPO_ROOT } from '../src/context.ts';
 import { EXIT, hostError, XipError } from '../src/errors.ts';
 import { run } from '../src/proc.ts';
+import { runXip } from './fixtures/cli.ts';
+import { dotConfig, makeImage } from './fixtures/elf/image.ts';
+import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
 
 let dir: string;
 before(() => {
@@ -14,17 +19,14 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Run bin/xip.mjs as a user would; returns exit code and all output. */
-async function xip(args: string[], env: NodeJS.ProcessEnv = {}) {
+/** The environment variables of the global options. */
+const GLOBAL_ENV = ['BOARD', 'CONFIG', 'VARIANT', 'TOOLCHAIN', 'USERSPACE', 'LWRT_ROOTFS', 'KERNEL_SRC', 'KERNEL_TARBALL', 'KERNEL_SHA256'];
+
+/** Run bin/xip.mjs as a user would, with none of the global options' variables but `env`. */
+function xip(args: string[], env: NodeJS.ProcessEnv = {}) {
   const clean = { ...process.env };
-  for (const k of ['BOARD', 'CONFIG', 'VARIANT', 'TOOLCHAIN', 'KERNEL_SRC', 'KERNEL_TARBALL', 'KERNEL_SHA256']) delete clean[k];
-  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), ...args], {
-    env: { ...clean, ...env },
-    allowFailure: true,
-    tailLines: 400,
-    timeoutMs: 60_000,
-  });
-  return { code: r.code, out: r.tail.join('\n') };
+  for (const k of GLOBAL_ENV) delete clean[k];
+  return runXip(args, { env: { ...clean, ...env }, timeoutMs: 60_000 });
 }
 
 describe('options and environment', () => {
@@ -34,6 +36,23 @@ describe('options and environment', () => {
     assert.equal(o.toolchain, 'gcc');
     assert.equal(o.kernelSrc, undefined);
     assert.equal(o.kernelTarball, '/t.tar.xz');
+  });
+
+  it('blank variables are unset (the default stands), values are trimmed, the _defconfig suffix is added once', () => {
+    const o = mergeEnv({}, { VARIANT: '', TOOLCHAIN: '  ', BOARD: ' malta ', CONFIG: ' lwrt_qemu_malta ', USERSPACE: '' });
+    assert.equal(o.variant, 'xip');
+    assert.equal(o.toolchain, 'clang');
+    assert.equal(o.board, 'malta');
+    assert.equal(o.config, 'lwrt_qemu_malta_defconfig');
+    assert.equal(o.userspace, undefined);
+    assert.equal(mergeEnv({}, { CONFIG: 'xip_qemu_malta_defconfig' }).config, 'xip_qemu_malta_defconfig');
+    assert.deepEqual(mergeEnv({}, {}), { board: 'malta', variant: 'xip', toolchain: 'clang' });
+  });
+
+  it('a variant, toolchain or board that does not exist is refused while parsing, from the command line or the environment', () => {
+    assert.throws(() => mergeEnv({}, { VARIANT: 'bogus' }), /'bogus' from env 'VARIANT' is invalid\. Allowed choices are xip, stock/);
+    assert.throws(() => mergeEnv({}, { TOOLCHAIN: 'icc' }), /Allowed choices are clang, gcc/);
+    assert.throws(() => mergeEnv({}, { BOARD: 'nosuch' }), /Allowed choices are malta/);
   });
 
   it('builds the context from the options', () => {
@@ -50,6 +69,28 @@ describe('options and environment', () => {
       assert.ok(c.description().length > 0 && c.description().length <= 70 && !c.description().includes('\n'), c.name());
     }
   });
+
+  it('one module per command, in the order of the help', () => {
+    const names = buildProgram().commands.map((c) => c.name());
+    assert.deepEqual(names, ['doctor', 'source', 'build', 'image', 'verify', 'boot', 'run', 'measure', 'bench', 'report', 'soak', 'fresh-check']);
+    assert.equal(COMMANDS.length, names.length);
+  });
+
+  it('options are parsed once, by commander: --count (default 50), --mem, --timeout, --runs, --sizes', async () => {
+    const parsed: Record<string, unknown> = {};
+    const p = buildProgram();
+    for (const c of p.commands) {
+      c.action((o: object) => {
+        parsed[c.name()] = o;
+      });
+    }
+    await p.parseAsync(['soak'], { from: 'user' });
+    await p.parseAsync(['boot', '--mem', '1G', '--timeout', '2.5'], { from: 'user' });
+    await p.parseAsync(['measure', '--runs', '3', '--sizes', '8,16M', '--no-min-ram'], { from: 'user' });
+    assert.deepEqual(parsed.soak, { count: 50 });
+    assert.deepEqual(parsed.boot, { mem: 1024, timeout: 2.5 });
+    assert.deepEqual(parsed.measure, { runs: 3, sizes: [8, 16], minRam: false, bootCost: true });
+  });
 });
 
 describe('exit codes (in process)', () => {
@@ -60,12 +101,16 @@ describe('exit codes (in process)', () => {
     assert.equal(await main(['build', '--no-such-option']), 2);
   });
 
-  it('a bad variant, toolchain, board or memory size exits 2 before any work', async () => {
+  it('a bad variant, toolchain, board, memory size, timeout or count exits 2 before any work', async () => {
     const b = join(dir, 'b1');
     assert.equal(await main(['--build-dir', b, '--variant', 'bogus', 'build']), 2);
+    assert.equal(await main(['--build-dir', b, '--variant', '', 'build']), 2);
     assert.equal(await main(['--build-dir', b, '--toolchain', 'icc', 'build']), 2);
     assert.equal(await main(['--build-dir', b, '--board', 'nosuch', 'build']), 2);
     assert.equal(await main(['--build-dir', b, '--variant', 'stock', 'boot', '--mem', 'lots']), 2);
+    assert.equal(await main(['--build-dir', b, 'boot', '--timeout', '-1']), 2);
+    assert.equal(await main(['--build-dir', b, 'soak', '--count', '0']), 2);
+    assert.equal(await main(['--build-dir', b, 'measure', '--runs', 'x']), 2);
     assert.equal(existsSync(b), false, 'nothing written');
   });
 
@@ -92,6 +137,34 @@ describe('the xip command (subprocess)', () => {
     const v = await xip(['--verbose', ...args]);
     assert.equal(v.code, 2);
     assert.match(v.out, /    at /);
+  });
+
+  it('a blank variable is unset and a value is trimmed (make passes VAR= as an empty string)', async () => {
+    const b = join(dir, 'b5');
+    const blank = await xip(['--build-dir', b, 'boot'], { VARIANT: '', TOOLCHAIN: ' ' });
+    assert.equal(blank.code, 2, blank.out);
+    assert.match(blank.out, /\/malta\/xip_qemu_malta\/xip-clang\/xip-bios\.bin not found: build it first/);
+    const spaced = await xip(['--build-dir', b, 'boot'], { VARIANT: ' stock ', CONFIG: 'lwrt_qemu_malta' });
+    assert.equal(spaced.code, 2, spaced.out);
+    assert.match(spaced.out, /\/malta\/lwrt_qemu_malta\/stock-clang\/kbuild\/vmlinux not found/);
+    const bad = await xip(['--build-dir', b, 'build'], { VARIANT: 'bogus' });
+    assert.equal(bad.code, 2, bad.out);
+    assert.match(bad.out, /^error: option '--variant <xip\|stock>' value 'bogus' from env 'VARIANT' is invalid\. Allowed choices are xip, stock\.$/m);
+    assert.equal(existsSync(b), false, 'nothing written');
+  });
+
+  it("a handler's exit code is xip's, and --json output is all of stdout", async () => {
+    const elf = buildElf(xipKernelSpec()).bytes;
+    const p = join(dir, 'kgdb');
+    writeFileSync(`${p}-vmlinux`, elf);
+    writeFileSync(`${p}-config`, dotConfig({ CONFIG_KGDB: 'y' }));
+    writeFileSync(`${p}-image`, makeImage(getBoard('malta'), elf));
+    const files = ['--vmlinux', `${p}-vmlinux`, '--dot-config', `${p}-config`, '--image', `${p}-image`];
+    const r = await xip(['--build-dir', join(dir, 'b6'), 'verify', ...files, '--json']);
+    assert.equal(r.code, EXIT.failed, r.out);
+    const report = JSON.parse(r.stdout) as { ok: boolean; failed: number[] };
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.failed, [6]);
   });
 
   it('honours KERNEL_TARBALL and KERNEL_SHA256 from the environment', async () => {
