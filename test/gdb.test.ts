@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { XipError } from '../src/errors.ts';
+import { after, describe, it } from 'node:test';
 import { framePacket, GdbClient, parsePackets } from '../src/measure/gdb.ts';
+import { failOnEscapes, isXip } from './fixtures/escapes.ts';
 
 /**
  * The gdb client against a fake gdbstub (a net server on a unix socket in a
@@ -57,26 +57,7 @@ async function fakeStub(answer: (payload: string) => string | undefined): Promis
   return { path, server, received: () => received, clientGone, hangUp: () => conns.forEach((c) => c.destroy()) };
 }
 
-/** Fail the test if anything reaches the process as an uncaught exception or unhandled rejection. */
-let escaped: unknown[] = [];
-const onEscape = (e: unknown) => escaped.push(e);
-beforeEach(() => {
-  escaped = [];
-  process.on('uncaughtException', onEscape);
-  process.on('unhandledRejection', onEscape);
-});
-afterEach(async () => {
-  await new Promise((r) => setTimeout(r, 20)); // let late handlers run
-  process.off('uncaughtException', onEscape);
-  process.off('unhandledRejection', onEscape);
-  assert.deepEqual(escaped, [], 'nothing escaped to the process');
-});
-
-const isXip = (re: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof XipError, `an XipError, not ${String(e)}`);
-  assert.match(e.message, re);
-  return true;
-};
+failOnEscapes();
 
 describe('gdb client against a fake gdbstub', () => {
   it('a well-behaved stub: requests get their replies, packets are acknowledged', async () => {
@@ -148,6 +129,10 @@ describe('gdb client against a fake gdbstub', () => {
       gdb.close();
       stub.server.close();
     }
+  });
+
+  it('nothing listening: connect gives up after its timeout and says where it tried', async () => {
+    await assert.rejects(GdbClient.connect({ path: join(dir, 'nobody.sock') }, 200), isXip(/gdbstub: could not connect to QEMU at .*nobody\.sock within 200 ms: .*ENOENT/));
   });
 
   it('a stub that hangs up rejects the pending continue', async () => {

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { XipError } from '../src/errors.ts';
+import { after, describe, it } from 'node:test';
 import { parseMessage, QmpClient } from '../src/qemu/qmp.ts';
+import { failOnEscapes, isXip } from './fixtures/escapes.ts';
 
 /**
  * The QMP client against a fake QMP server (a net server on a unix socket in
@@ -55,26 +55,7 @@ async function fakeQmp(greeting: string, answer: (execute: string) => string | u
   return { path, server, clientGone };
 }
 
-/** Fail the test if anything reaches the process as an uncaught exception or unhandled rejection. */
-let escaped: unknown[] = [];
-const onEscape = (e: unknown) => escaped.push(e);
-beforeEach(() => {
-  escaped = [];
-  process.on('uncaughtException', onEscape);
-  process.on('unhandledRejection', onEscape);
-});
-afterEach(async () => {
-  await new Promise((r) => setTimeout(r, 20)); // let late handlers run
-  process.off('uncaughtException', onEscape);
-  process.off('unhandledRejection', onEscape);
-  assert.deepEqual(escaped, [], 'nothing escaped to the process');
-});
-
-const isXip = (re: RegExp) => (e: unknown) => {
-  assert.ok(e instanceof XipError, `an XipError, not ${String(e)}`);
-  assert.match(e.message, re);
-  return true;
-};
+failOnEscapes();
 
 describe('QMP client against a fake server', () => {
   it('a well-behaved server: greeting, capabilities, a command; events are not replies', async () => {
@@ -112,6 +93,19 @@ describe('QMP client against a fake server', () => {
       await q.clientGone;
       assert.equal(c.isClosed, true);
       await assert.rejects(c.hmp('info registers'), isXip(/not JSON/));
+    } finally {
+      c.close();
+      q.server.close();
+    }
+  });
+
+  it('a reply and garbage in one read: the reply still answers its command, the garbage fails the next', async () => {
+    const q = await fakeQmp(GREETING, (c) => (c === 'qmp_capabilities' ? '{"return": {}}\n' : '{"return": {"mode": "record", "icount": 5}}\nnot json\n'));
+    const c = await QmpClient.connect(q.path, 2000);
+    try {
+      assert.equal(await c.icount(), 5);
+      await q.clientGone;
+      await assert.rejects(c.icount(), isXip(/QMP: not JSON: received 'not json'/));
     } finally {
       c.close();
       q.server.close();

@@ -1,5 +1,5 @@
-import { connect, type Socket } from 'node:net';
-import { formatMs, shown, XipError } from '../errors.ts';
+import { shown, XipError } from '../errors.ts';
+import { connectRetrying, ReplyChannel, type Endpoint, type Framing } from '../qemu/channel.ts';
 import { hex } from '../text.ts';
 
 /**
@@ -68,109 +68,41 @@ export function isStopReply(p: string): boolean {
   return /^[STWX][0-9a-fA-F]{2}/.test(p);
 }
 
-interface Waiter {
-  resolve: (payload: string) => void;
-  reject: (err: XipError) => void;
-}
+/** The remote protocol's framing: packets, each acknowledged; console output ('O' packets) is no reply. */
+const GDB_FRAMING: Framing<string> = {
+  split(buf) {
+    try {
+      const { packets, rest } = parsePackets(buf);
+      return { messages: packets, rest };
+    } catch (e) {
+      if (!(e instanceof XipError)) throw e;
+      return { messages: [], rest: buf, error: e };
+    }
+  },
+  isReply(p, write) {
+    write('+');
+    return !(p.startsWith('O') && p !== 'OK' && /^O[0-9a-fA-F]+$/.test(p));
+  },
+};
 
 /**
- * Nothing the stub sends can throw out of the socket's handlers (an
- * exception there would bypass every caller's cleanup): garbage, a closed
- * connection or a reply that does not come in time fails the client. The
- * pending request and every later one reject with that XipError, and the
- * connection is closed (after a lost reply, requests and replies would no
- * longer pair up).
+ * The gdbstub's requests and replies go through a ReplyChannel
+ * (src/qemu/channel.ts): garbage, a closed connection or a reply that does
+ * not come in time fails the client, and the pending request and every
+ * later one reject with that XipError.
  */
 export class GdbClient {
-  private sock: Socket;
-  private buf = '';
-  private queue: string[] = [];
-  private waiters: Waiter[] = [];
-  private closedError: XipError | undefined;
-
-  private constructor(sock: Socket) {
-    this.sock = sock;
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => this.onData(d));
-    sock.on('close', () => this.fail(new XipError('gdbstub: QEMU closed the connection')));
-    sock.on('error', (e) => this.fail(new XipError(`gdbstub: ${e.message}`)));
-  }
+  private constructor(private readonly ch: ReplyChannel<string>) {}
 
   /** Connect to a gdbstub listening on a unix socket path or host:port. */
-  static async connect(where: { path: string } | { host: string; port: number }, timeoutMs = 10_000): Promise<GdbClient> {
-    const deadline = Date.now() + timeoutMs;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      try {
-        const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = 'path' in where ? connect(where.path) : connect(where.port, where.host);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-        return new GdbClient(sock);
-      } catch (e) {
-        last = e as Error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    throw new XipError(`gdbstub: could not connect to QEMU within ${formatMs(timeoutMs)}: ${last?.message ?? 'no answer'}`);
+  static async connect(where: Endpoint, timeoutMs = 10_000): Promise<GdbClient> {
+    return new GdbClient(new ReplyChannel(await connectRetrying(where, timeoutMs, 'gdbstub'), 'gdbstub', 'latin1', GDB_FRAMING));
   }
 
-  private onData(d: string): void {
-    if (this.closedError) return;
-    try {
-      this.buf += d;
-      const { packets, rest } = parsePackets(this.buf);
-      this.buf = rest;
-      for (const p of packets) {
-        this.sock.write('+');
-        // Console output forwarded by the stub is not an answer.
-        if (p.startsWith('O') && p !== 'OK' && /^O[0-9a-fA-F]+$/.test(p)) continue;
-        const w = this.waiters.shift();
-        if (w) w.resolve(p);
-        else this.queue.push(p);
-      }
-    } catch (e) {
-      this.fail(e instanceof XipError ? e : new XipError(`gdbstub: cannot handle what QEMU sent (${String(e)}): ${shown(this.buf)}`, { cause: e }));
-    }
-  }
-
-  /** End the connection with this error: every pending and later request rejects with it. */
-  private fail(e: XipError): void {
-    if (this.closedError) return;
-    this.closedError = e;
-    this.queue = [];
-    for (const w of this.waiters.splice(0)) w.reject(e);
-    this.sock.destroy();
-  }
-
-  private next(what: string, timeoutMs: number): Promise<string> {
-    const queued = this.queue.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    if (this.closedError) return Promise.reject(this.closedError);
-    return new Promise((resolve, reject) => {
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(() => this.fail(new XipError(`gdbstub: no reply to '${what}' within ${formatMs(timeoutMs)}`)), timeoutMs)
-          : undefined;
-      this.waiters.push({
-        resolve: (p) => {
-          if (timer) clearTimeout(timer);
-          resolve(p);
-        },
-        reject: (e) => {
-          if (timer) clearTimeout(timer);
-          reject(e);
-        },
-      });
-    });
-  }
-
-  /** Send a command and return its reply payload. */
+  /** Send a command and return its reply payload (timeoutMs 0: wait as long as it takes). */
   async request(payload: string, timeoutMs = 10_000): Promise<string> {
-    if (this.closedError) throw this.closedError;
-    this.sock.write(framePacket(payload));
-    return this.next(payload.slice(0, 20), timeoutMs);
+    this.ch.send(framePacket(payload));
+    return this.ch.next(`'${payload.slice(0, 20)}'`, timeoutMs);
   }
 
   private async ok(payload: string): Promise<void> {
@@ -228,6 +160,6 @@ export class GdbClient {
   }
 
   close(): void {
-    this.sock.destroy();
+    this.ch.close();
   }
 }

@@ -1,43 +1,47 @@
-import { connect, type Socket } from 'node:net';
-import { formatMs, shown, XipError } from '../errors.ts';
+import { shown, XipError } from '../errors.ts';
+import { connectRetrying, ReplyChannel, type Framing } from './channel.ts';
 
 /** The longest line taken before the stream counts as garbage (replies are a few KiB). */
 export const MAX_LINE = 4 * 1024 * 1024;
 
-interface Waiter {
-  resolve: (msg: Record<string, unknown>) => void;
-  reject: (err: XipError) => void;
-}
+/** QMP's framing: one JSON object a line; asynchronous events are no replies. */
+const QMP_FRAMING: Framing<Record<string, unknown>> = {
+  split(buf) {
+    const messages: Record<string, unknown>[] = [];
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === '') continue;
+      try {
+        messages.push(parseMessage(line));
+      } catch (e) {
+        if (!(e instanceof XipError)) throw e;
+        return { messages, rest: buf, error: e };
+      }
+    }
+    if (buf.length > MAX_LINE) return { messages, rest: buf, error: new XipError(`QMP: a line of more than ${MAX_LINE} bytes: ${shown(buf)}`) };
+    return { messages, rest: buf };
+  },
+  isReply: (msg) => !('event' in msg),
+};
 
 /**
  * A tiny QMP (QEMU Machine Protocol) client: JSON objects, one per line.
  * Used for `query-replay` (guest instructions executed so far, when QEMU runs
  * with `-icount shift=0,rr=record,...`) and human-monitor commands.
  *
- * Nothing QEMU sends can throw out of the socket's handlers (an exception
- * there would bypass every caller's cleanup): a line that is not a JSON
- * object, a closed connection or a reply that does not come in time fails
- * the client. The pending command and every later one reject with that
- * XipError, and the connection is closed (after a lost reply, commands and
- * replies would no longer pair up).
+ * Commands and replies go through a ReplyChannel (src/qemu/channel.ts):
+ * a line that is not a JSON object, a closed connection or a reply that
+ * does not come in time fails the client, and the pending command and every
+ * later one reject with that XipError.
  */
 export class QmpClient {
-  private sock: Socket;
-  private buf = '';
-  private replies: Record<string, unknown>[] = [];
-  private waiters: Waiter[] = [];
-  private closed: XipError | undefined;
-  /** How long a reply may take, milliseconds. */
-  private readonly replyTimeoutMs: number;
-
-  private constructor(sock: Socket, replyTimeoutMs: number) {
-    this.sock = sock;
-    this.replyTimeoutMs = replyTimeoutMs;
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => this.onData(d));
-    sock.on('close', () => this.fail(new XipError('QMP: QEMU closed the connection')));
-    sock.on('error', (e) => this.fail(new XipError(`QMP: ${e.message}`)));
-  }
+  private constructor(
+    private readonly ch: ReplyChannel<Record<string, unknown>>,
+    /** How long a reply may take, milliseconds. */
+    private readonly replyTimeoutMs: number,
+  ) {}
 
   /**
    * Connect to QEMU's QMP socket (retrying while QEMU starts, up to
@@ -46,27 +50,10 @@ export class QmpClient {
    * is an error at once, not retried.
    */
   static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
-    const deadline = Date.now() + timeoutMs;
-    let last: Error | undefined;
-    let sock: Socket | undefined;
-    while (sock === undefined && Date.now() < deadline) {
-      try {
-        sock = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-      } catch (e) {
-        last = e as Error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    if (sock === undefined) {
-      throw new XipError(`QMP: could not connect to QEMU at ${path} within ${formatMs(timeoutMs)}: ${last?.message ?? 'no answer'}`);
-    }
-    const c = new QmpClient(sock, timeoutMs);
+    const sock = await connectRetrying({ path }, timeoutMs, 'QMP');
+    const c = new QmpClient(new ReplyChannel(sock, 'QMP', 'utf8', QMP_FRAMING), timeoutMs);
     try {
-      await c.next('the greeting');
+      await c.ch.next('the greeting', timeoutMs);
       await c.execute('qmp_capabilities');
     } catch (e) {
       c.close();
@@ -75,60 +62,9 @@ export class QmpClient {
     return c;
   }
 
-  private onData(d: string): void {
-    if (this.closed) return;
-    try {
-      this.buf += d;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl).trim();
-        this.buf = this.buf.slice(nl + 1);
-        if (line === '') continue;
-        const msg = parseMessage(line);
-        if ('event' in msg) continue; // asynchronous events are not replies
-        const w = this.waiters.shift();
-        if (w) w.resolve(msg);
-        else this.replies.push(msg);
-      }
-      if (this.buf.length > MAX_LINE) throw new XipError(`QMP: a line of more than ${MAX_LINE} bytes: ${shown(this.buf)}`);
-    } catch (e) {
-      this.fail(e instanceof XipError ? e : new XipError(`QMP: cannot handle what QEMU sent (${String(e)})`, { cause: e }));
-    }
-  }
-
-  /** End the connection with this error: every pending and later command rejects with it. */
-  private fail(e: XipError): void {
-    if (this.closed) return;
-    this.closed = e;
-    this.replies = [];
-    for (const w of this.waiters.splice(0)) w.reject(e);
-    this.sock.destroy();
-  }
-
-  private next(what: string): Promise<Record<string, unknown>> {
-    const r = this.replies.shift();
-    if (r !== undefined) return Promise.resolve(r);
-    if (this.closed) return Promise.reject(this.closed);
-    return new Promise((resolve, reject) => {
-      const ms = this.replyTimeoutMs;
-      const timer = setTimeout(() => this.fail(new XipError(`QMP: no reply to ${what} within ${formatMs(ms)}`)), ms);
-      this.waiters.push({
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-    });
-  }
-
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    if (this.closed) throw this.closed;
-    this.sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
-    const r = await this.next(`'${command}'`);
+    this.ch.send(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+    const r = await this.ch.next(`'${command}'`, this.replyTimeoutMs);
     if ('error' in r) throw new XipError(`QMP: ${command} failed: ${JSON.stringify(r.error)}`);
     return r.return;
   }
@@ -148,11 +84,11 @@ export class QmpClient {
   }
 
   get isClosed(): boolean {
-    return this.closed !== undefined;
+    return this.ch.error !== undefined;
   }
 
   close(): void {
-    this.sock.destroy();
+    this.ch.close();
   }
 }
 
