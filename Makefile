@@ -15,6 +15,11 @@ NODE ?= node
 XIP  := $(NODE) bin/xip.mjs
 # node_modules is (re)installed from the lock file when missing or older than it.
 NODE_STAMP := node_modules/.package-lock.json
+# src/ compiled to JavaScript (dist/, git-ignored), rebuilt when a source changes:
+# bin/xip.mjs then skips loading TypeScript, and uses dist/ only while it is
+# newer than every file under src/ (else it runs the sources through tsx).
+DIST_STAMP := dist/.stamp
+TS_SOURCES := $(shell find src -name '*.ts')
 
 .DEFAULT_GOAL := all
 .PHONY: all deps source kernel image verify boot test run soak bench fresh-check clean distclean help check-deps
@@ -24,31 +29,38 @@ all: deps kernel image ## install what is missing, build the kernel, assemble th
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 
+# Transpiled only (noCheck): type errors are for `npm run typecheck`, as with tsx.
+# The stamp is taken before the compile, so a source edited meanwhile is newer.
+$(DIST_STAMP): $(TS_SOURCES) tsconfig.json tsconfig.build.json $(NODE_STAMP)
+	@rm -rf dist.tmp && mkdir dist.tmp && touch dist.tmp/.stamp
+	$(NODE) node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir dist.tmp
+	@rm -rf dist && mv dist.tmp dist
+
 # doctor exits non-zero when something is missing; only then install.
-check-deps: $(NODE_STAMP)
+check-deps: $(DIST_STAMP)
 	@$(XIP) doctor >/dev/null 2>&1 || $(XIP) doctor --install
 
 deps: check-deps ## install missing host tools (apt-get) and npm packages
 
-source: $(NODE_STAMP) ## unpack and patch the kernel source under build/src
+source: $(DIST_STAMP) ## unpack and patch the kernel source under build/src
 	$(XIP) source
 
-kernel: $(NODE_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc)
+kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc)
 	$(XIP) build
 
-image: $(NODE_STAMP) ## assemble the flash image build/out/xip-bios.bin
+image: $(DIST_STAMP) ## assemble the flash image build/out/xip-bios.bin
 	$(XIP) image
 
-verify: $(NODE_STAMP) ## check the XIP vmlinux and flash image layout
+verify: $(DIST_STAMP) ## check the XIP vmlinux and flash image layout
 	$(XIP) verify
 
-boot: $(NODE_STAMP) ## boot the built kernel in QEMU and check markers and power-off
+boot: $(DIST_STAMP) ## boot the built kernel in QEMU and check markers and power-off
 	$(XIP) boot
 
-run: $(NODE_STAMP) ## boot the built kernel in QEMU interactively (Ctrl-A X quits)
+run: $(DIST_STAMP) ## boot the built kernel in QEMU interactively (Ctrl-A X quits)
 	$(XIP) run
 
-soak: $(NODE_STAMP) ## boot the XIP image COUNT times in a row (default 50): failures and boot-time spread
+soak: $(DIST_STAMP) ## boot the XIP image COUNT times in a row (default 50): failures and boot-time spread
 	$(XIP) --variant xip build && $(XIP) --variant xip image && $(XIP) --variant xip soak $(if $(COUNT),--count $(COUNT))
 
 # The suite checks the XIP build and its image too (xip verify on a real
@@ -62,20 +74,20 @@ test: check-deps ## install what is missing, build the XIP kernel and image, the
 	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc
 
 # Needs root (debootstrap, chroot, mounts); tests the committed HEAD, not uncommitted changes.
-fresh-check: $(NODE_STAMP) ## make + make test in a new Debian root (DEBIAN=12|13, default 13)
+fresh-check: $(DIST_STAMP) ## make + make test in a new Debian root (DEBIAN=12|13, default 13)
 	@$(XIP) doctor --fresh-check >/dev/null 2>&1 || $(XIP) doctor --fresh-check --install
 	$(XIP) fresh-check --debian $(or $(DEBIAN),13)
 
 # Slow (several minutes per config; the build timing does a clean build in a
 # fresh clone): not part of make test. BENCH_BUILD_TIME=0 skips the build timing.
-bench: $(NODE_STAMP) ## measure XIP against stock (minimal + router configs): bench/results-*.json and the README results
+bench: $(DIST_STAMP) ## measure XIP against stock (minimal + router configs): bench/results-*.json and the README results
 	$(XIP) bench $(if $(filter 0 no false,$(BENCH_BUILD_TIME)),--no-build-time)
 
 clean: ## remove the kernel builds and images (keeps the prepared kernel source)
 	@[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name src ! -name .xip-hashcache.json -exec rm -rf {} +
 
-distclean: ## remove build/ entirely and node_modules
-	rm -rf build node_modules
+distclean: ## remove build/ entirely, node_modules and dist
+	rm -rf build node_modules dist dist.tmp
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
