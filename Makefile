@@ -65,13 +65,17 @@ soak: $(DIST_STAMP) ## boot the XIP image COUNT times in a row (default 50): fai
 
 # The suite checks the XIP build and its image too (xip verify on a real
 # kernel): build them first (a no-op when up to date). The stock baseline is
-# built and booted by test/integration-stock.test.ts itself. When the XIP
-# build fails the suite still runs (its report says what is affected), and
-# make test fails either way.
-test: check-deps ## install what is missing, build the XIP kernel and image, then run the whole test suite
+# built and booted by test/integration-stock.test.ts itself. Then the lint
+# (npm run lint: typescript-eslint's promise rules), then the suite. When the
+# XIP build or the lint fails the suite still runs (its report says what is
+# affected), and make test fails either way.
+test: check-deps ## install what is missing, build the XIP kernel and image, lint, then run the whole test suite
 	@rc=0; { $(XIP) --variant xip build && $(XIP) --variant xip image; } || rc=$$?; \
+	lint=0; npm run --silent lint || lint=$$?; \
 	$(NODE) --import tsx --import ./test/setup.ts --test --test-reporter=spec test/*.test.ts || exit $$?; \
-	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; exit $$rc
+	if [ $$rc != 0 ]; then echo "make test: the XIP build failed (exit $$rc), see above" >&2; fi; \
+	if [ $$lint != 0 ]; then echo "make test: the lint failed (exit $$lint), see above" >&2; [ $$rc != 0 ] || rc=$$lint; fi; \
+	exit $$rc
 
 # Needs root (debootstrap, chroot, mounts); tests the committed HEAD, not uncommitted changes.
 fresh-check: $(DIST_STAMP) ## make + make test in a new Debian root (DEBIAN=12|13, default 13)
