@@ -21,7 +21,7 @@ import { imageStage } from './image/stage.ts';
 import { boot, type BootResult } from './qemu/runner.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
-import { getProfile } from './userspace/profiles.ts';
+import { bootExpectation, getProfile, type BootSession } from './userspace/profiles.ts';
 import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
 
 /**
@@ -251,14 +251,22 @@ export interface BootBuiltOptions {
   log?: string;
   /** More QEMU arguments (e.g. a QMP socket). */
   extraArgs?: string[];
+  /**
+   * The host side of this boot instead of the profile's own (the router
+   * test's also fetches the status page); closed when the boot has ended.
+   */
+  session?: BootSession;
 }
 
 /**
  * Boot what was built for ctx: the stock vmlinux with -kernel, the xip
- * variant only from its flash image (-bios).
+ * variant only from its flash image (-bios). The one way every command
+ * boots a build (`xip boot`, `xip run`, measure, soak, the router test):
+ * the profile's markers and timeout, and its host-side session, which the
+ * runner streams the console to.
  */
 export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise<BootResult> {
-  const profile = getProfile(ctx.userspace);
+  const expect = bootExpectation(ctx.userspace);
   const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
   if (!existsSync(file)) {
     const how = ctx.variant === 'stock' ? `xip build --variant stock (make kernel VARIANT=stock)` : 'xip build && xip image (make)';
@@ -266,7 +274,7 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   }
   // The profile's host side (router: its NIC, and a power-off request once it is up);
   // an interactive run gets the NIC but leaves the guest running for the user.
-  const session = await profile.bootSession?.(ctx.board);
+  const session = o.session ?? (await expect.bootSession?.(ctx.board));
   try {
     return await boot({
       board: ctx.board,
@@ -276,14 +284,14 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
       memMiB: o.memMiB,
       memKiB: o.memKiB,
       log: o.log ?? ctx.bootLog,
-      timeoutMs: o.timeoutMs ?? profile.bootTimeoutMs,
-      markers: [...profile.markers],
+      timeoutMs: o.timeoutMs ?? expect.bootTimeoutMs,
+      markers: [...expect.markers],
       interactive: o.interactive,
       extraArgs: [...(session?.extraArgs ?? []), ...(o.extraArgs ?? [])],
       onLine: session && !o.interactive ? (line) => session.onLine(line) : undefined,
     });
   } finally {
-    session?.close();
+    await session?.close();
   }
 }
 

@@ -7,10 +7,11 @@ import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
 import { flashBudget } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { run } from '../src/proc.ts';
+import { bootBuilt } from '../src/pipeline.ts';
 import { parseMemoryLine } from '../src/qemu/markers.ts';
 import { qemuArgs } from '../src/qemu/runner.ts';
-import { ROUTER_MARKERS } from '../src/userspace/router.ts';
-import { bootRouter, builtKernelRelease, routerNicArgs } from '../src/userspace/routerboot.ts';
+import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
+import { builtKernelRelease, routerBootSession, routerNicArgs } from '../src/userspace/routerboot.ts';
 
 /**
  * The router image (lwrt_qemu_malta_defconfig, userspace 'router') built
@@ -18,7 +19,9 @@ import { bootRouter, builtKernelRelease, routerNicArgs } from '../src/userspace/
  * networking: the guest gets its address by DHCP, the host fetches the
  * status page over a forwarded loopback port, checks that it shows the
  * guest's own kernel release and memory, and powers the guest off over
- * HTTP; QEMU must exit 0. Both at the default RAM and at 16 MiB.
+ * HTTP; QEMU must exit 0. Both at the default RAM and at 16 MiB. The boots
+ * go the way `xip boot` and `xip measure` go (bootBuilt, the runner, the
+ * router's boot session), with a session that also fetches the status page.
  */
 const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const config = 'lwrt_qemu_malta_defconfig';
@@ -69,8 +72,11 @@ describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, 
     it(`at -m ${mem}M: DHCP, status page over the forward shows this kernel and its memory, power-off over HTTP, QEMU exit 0`, async (t) => {
       assert.ok(existsSync(ctx.imagePath), 'built by the first test');
       const release = builtKernelRelease(ctx);
-      const r = await bootRouter(ctx, { memMiB: mem, timeoutMs: 150_000 });
-      const why = `log ${r.boot.log}\n${(r.boot.tail ?? []).join('\n')}`;
+      const session = await routerBootSession(ctx.board, { checkStatus: true });
+      const boot = await bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session });
+      // Complete: bootBuilt returns once the session is closed.
+      const r = session.record;
+      const why = `log ${boot.log}\n${(boot.tail ?? []).join('\n')}`;
       assert.equal(r.error, undefined, `${r.error}\n${why}`);
       assert.ok(r.ready, why);
       assert.equal(r.status?.status, 200, why);
@@ -85,14 +91,14 @@ describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, 
       // restrict=on: QEMU's DHCP offers no router, so only the link route.
       assert.match(page.routes, /10\.0\.2\.0\/24 dev eth0/, 'the link route of the lease');
       assert.equal(r.poweroff?.status, 200, why);
-      assert.deepEqual(r.boot.markersSeen, [...ROUTER_MARKERS], why);
-      assert.equal(r.boot.failure, undefined, JSON.stringify(r.boot.failure));
-      assert.equal(r.boot.exitCode, 0);
-      assert.equal(r.boot.ok, true);
-      const m = parseMemoryLine(r.boot.memoryLine ?? '');
+      assert.deepEqual(boot.markersSeen, [...ROUTER_MARKERS], why);
+      assert.equal(boot.failure, undefined, JSON.stringify(boot.failure));
+      assert.equal(boot.exitCode, 0);
+      assert.equal(boot.ok, true);
+      const m = parseMemoryLine(boot.memoryLine ?? '');
       assert.ok(m, 'Memory: line');
-      assert.equal(m.totalKiB, mem * 1024, r.boot.memoryLine);
-      t.diagnostic(`-m ${mem}M: ${r.boot.memoryLine}; guest MemTotal ${page.memTotalKiB} kB, MemAvailable ${page.memAvailableKiB} kB`);
+      assert.equal(m.totalKiB, mem * 1024, boot.memoryLine);
+      t.diagnostic(`-m ${mem}M: ${boot.memoryLine}; guest MemTotal ${page.memTotalKiB} kB, MemAvailable ${page.memAvailableKiB} kB`);
     });
   }
 });

@@ -277,9 +277,9 @@ describe('LWRT_ROOTFS in the build context', () => {
 
   it('the rootfs profile refuses to build without a directory, and its stamp input sees modes', async () => {
     const { makeContext } = await import('../src/context.ts');
-    const { getProfile } = await import('../src/userspace/profiles.ts');
+    const { userspaceBuild } = await import('../src/userspace/profiles.ts');
     const { Hasher } = await import('../src/stamp.ts');
-    const p = getProfile('rootfs');
+    const p = userspaceBuild('rootfs');
     await assert.rejects(p.build(makeContext({ userspace: 'rootfs', config: 'lwrt_qemu_malta_defconfig' }), tmp), /LWRT_ROOTFS=DIR/);
     const d = fresh();
     stage(d);

@@ -129,6 +129,14 @@ describe('boot with a fake QEMU', () => {
     assert.doesNotThrow(() => assertBooted(r, 'xip boot'));
   });
 
+  it('streams every console line to onLine while QEMU runs (a boot session talks to the guest from there)', async () => {
+    fakeQemu('online', `${printf(GOOD_CONSOLE)}\nexit 0`);
+    const lines: string[] = [];
+    const r = await boot(opts('online', { onLine: (l) => lines.push(l) }));
+    assert.equal(r.ok, true, JSON.stringify(r.failure));
+    assert.deepEqual(lines, GOOD_CONSOLE);
+  });
+
   it('a hang that ignores SIGTERM fails at the timeout; QEMU is killed and reaped, the partial log kept', async () => {
     const f = fakeQemu('hang', `trap '' TERM\n${printf(GOOD_CONSOLE.slice(0, 2))}\nwhile :; do sleep 1; done`);
     const o = opts('hang', { timeoutMs: 1500 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeContext } from '../src/context.ts';
 import { readElf } from '../src/elf/elf32.ts';
-import { getProfile } from '../src/userspace/profiles.ts';
+import { bootExpectation, userspaceBuild } from '../src/userspace/profiles.ts';
 import {
   buildStressProgram,
   comparableStressLines,
@@ -39,10 +39,9 @@ describe('stress programs', () => {
   it('the profile builds both into an initramfs with /init and /bin/stress-child', async () => {
     const ctx = makeContext({ buildDir: tmp, userspace: 'stress' });
     assert.match(ctx.variantDir, /xip-clang-stress$/);
-    const profile = getProfile('stress');
-    const entries = await profile.build(ctx, join(tmp, 'us'));
+    const entries = await userspaceBuild('stress').build(ctx, join(tmp, 'us'));
     assert.deepEqual(entries.map((e) => e.name).sort(), ['/bin', '/bin/stress-child', '/dev', '/dev/console', '/init']);
-    assert.deepEqual(profile.markers, STRESS_MARKERS);
+    assert.deepEqual(bootExpectation('stress').markers, STRESS_MARKERS);
     assert.ok(STRESS_MARKERS.indexOf('STRESS-PASS') > STRESS_MARKERS.indexOf('STRESS-TOTAL:'));
   });
 });

@@ -5,15 +5,10 @@
  * what the kernel's `Memory:` line said. judgeBoot() turns that state plus
  * the way QEMU ended into a verdict.
  */
+import { INIT_MARKERS } from '../userspace/markers.ts';
 
-/** What a good boot prints, in this order. */
-export const DEFAULT_MARKERS: readonly string[] = [
-  'Linux version',
-  'Memory:',
-  'Freeing unused kernel',
-  'XIP-USERSPACE-OK',
-  'XIP-POWEROFF:',
-];
+/** What a good boot prints, in this order, unless told otherwise: the boot-test init's markers. */
+export const DEFAULT_MARKERS: readonly string[] = INIT_MARKERS;
 
 export type FailureKind = 'panic' | 'timeout' | 'exit' | 'missing-marker' | 'no-poweroff';
 

@@ -1,5 +1,8 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { BuildContext } from '../context.ts';
+import { minimalInitramfs } from './initramfs.ts';
+import { INIT_MARKERS } from './markers.ts';
+import type { BootExpectation, UserspaceBuild } from './types.ts';
 import { buildFreestanding } from './program.ts';
 
 /**
@@ -19,3 +22,21 @@ export async function buildInit(ctx: BuildContext, outPath: string): Promise<voi
   const [src, lds] = initSources(ctx.repo) as [string, string];
   await buildFreestanding(ctx, { what: 'init', sources: [src], lds, sizeLimit: INIT_SIZE_LIMIT }, outPath);
 }
+
+/** The freestanding PID 1 of userspace/init.c: prints its markers and powers off. */
+export const initBuild: UserspaceBuild = {
+  name: 'init',
+  description: 'freestanding PID 1 (userspace/init.c): markers, then power-off',
+  inputs(h, ctx) {
+    h.value('toolchain', ctx.toolchain);
+    h.value('board', JSON.stringify(ctx.board));
+    for (const f of initSources(ctx.repo)) h.file(basename(f), f);
+  },
+  async build(ctx, dir) {
+    const init = join(dir, 'init');
+    await buildInit(ctx, init);
+    return minimalInitramfs(init);
+  },
+};
+
+export const initBoot: BootExpectation = { markers: INIT_MARKERS };

@@ -6,8 +6,10 @@ import { writeFileAtomic } from '../fsutil.ts';
 import { info } from '../log.ts';
 import type { Hasher } from '../stamp.ts';
 import { busyboxKey, configFragmentPath, ensureBusybox, lwrtDir, pinPath, type BusyboxInfo } from './busybox.ts';
-import type { UserspaceProfile } from './profiles.ts';
+import { KERNEL_MARKERS, ROUTER_MARKERS } from './markers.ts';
+import type { BootExpectation, UserspaceBuild } from './types.ts';
 import { rootfsEntries, rootfsListing } from './rootfs.ts';
+import { routerBootSession } from './routerboot.ts';
 
 /**
  * Two userspace profiles of the router config:
@@ -18,11 +20,6 @@ import { rootfsEntries, rootfsListing } from './rootfs.ts';
  *  - 'rootfs': any directory the user staged (LWRT_ROOTFS=DIR, --lwrt-rootfs).
  */
 
-/** What the router's console prints on a good boot, in order. */
-export const ROUTER_MARKERS: readonly string[] = ['Linux version', 'Memory:', 'Freeing unused kernel', 'LWRT-READY', 'LWRT-POWEROFF'];
-
-/** The kernel's own markers: all a boot of an arbitrary staged rootfs can be judged by. */
-export const KERNEL_MARKERS: readonly string[] = ['Linux version', 'Memory:', 'Freeing unused kernel'];
 
 /** Directories every router rootfs has (mount points and applet homes). */
 const ROUTER_DIRS = ['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'etc', 'var', 'root'];
@@ -81,7 +78,7 @@ export function stageRouterRootfs(dir: string, busybox: string, bb: BusyboxInfo,
   }
 }
 
-export const routerProfile: UserspaceProfile = {
+export const routerBuild: UserspaceBuild = {
   name: 'router',
   description: 'LWRT router: busybox (Debian source, musl, static) + userspace/lwrt/rootfs: DHCP, httpd status page, power-off over HTTP',
   inputs(h: Hasher, ctx: BuildContext) {
@@ -99,10 +96,13 @@ export const routerProfile: UserspaceProfile = {
     info(`busybox ${bb.info.version} from Debian source ${bb.info.source.version}: ${bb.info.size} bytes, sha256 ${bb.info.sha256}`);
     return rootfsEntries(staged, { what: 'router rootfs' });
   },
+};
+
+/** A router boot gets its NIC and, once it is ready, a power-off request over HTTP (routerboot.ts). */
+export const routerBoot: BootExpectation = {
   markers: ROUTER_MARKERS,
   bootTimeoutMs: 120_000,
-  // Loaded when needed: routerboot.ts imports this module's markers.
-  bootSession: async (board) => (await import('./routerboot.ts')).routerBootSession(board),
+  bootSession: (board) => routerBootSession(board),
 };
 
 /** The directory of the 'rootfs' profile: ctx.rootfs (LWRT_ROOTFS / --lwrt-rootfs). */
@@ -114,7 +114,7 @@ export function stagedRootfsDir(ctx: BuildContext): string {
   return dir;
 }
 
-export const rootfsProfile: UserspaceProfile = {
+export const rootfsBuild: UserspaceBuild = {
   name: 'rootfs',
   description: 'any staged rootfs directory (LWRT_ROOTFS=DIR): dirs, files with modes, symlinks, plus /dev/console and /dev/null',
   inputs(h, ctx) {
@@ -132,5 +132,6 @@ export const rootfsProfile: UserspaceProfile = {
     }
     return entries;
   },
-  markers: KERNEL_MARKERS,
 };
+
+export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };

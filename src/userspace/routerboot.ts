@@ -5,16 +5,17 @@ import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { debug } from '../log.ts';
-import { boot, type BootResult } from '../qemu/runner.ts';
-import type { BootSession } from './profiles.ts';
-import { ROUTER_MARKERS } from './router.ts';
+import { LWRT_READY } from './markers.ts';
+import type { BootSession } from './types.ts';
 
 /**
- * Boot the router image in QEMU with user networking, talk to it over HTTP
- * from the host and power it off through its CGI. The only address ever
- * contacted is 127.0.0.1: QEMU forwards a free loopback port to the guest's
- * port 80, and the guest is restricted (restrict=on) so that it reaches
- * nothing beyond QEMU's own DHCP server.
+ * The host side of a router boot: QEMU user networking for its NIC, and
+ * HTTP to it from the host (its status page, its power-off CGI). The boot
+ * itself is the one every profile gets (bootBuilt in src/pipeline.ts, the
+ * QEMU runner), which streams the console to this session. The only address
+ * ever contacted is 127.0.0.1: QEMU forwards a free loopback port to the
+ * guest's port 80, and the guest is restricted (restrict=on) so that it
+ * reaches nothing beyond QEMU's own DHCP server.
  */
 
 export const LOOPBACK = '127.0.0.1';
@@ -120,17 +121,18 @@ export function builtKernelRelease(ctx: BuildContext): string {
   return readFileSync(p, 'utf8').trim();
 }
 
-export interface RouterBootOptions {
-  memMiB: number;
-  /** Whole boot, default 120 s. */
-  timeoutMs?: number;
-  /** How long to wait for LWRT-READY before giving up on HTTP (default: the boot timeout). */
-  readyTimeoutMs?: number;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface RouterSessionOptions {
+  /** Before the power-off, GET /cgi-bin/status and keep it (the router test asserts on the page). */
+  checkStatus?: boolean;
 }
 
-export interface RouterBootResult {
-  boot: BootResult;
+/** What the host side of a router boot saw and did; complete once its close() has resolved. */
+export interface RouterSessionRecord {
+  /** The loopback port forwarded to the guest's port 80. */
   port: number;
+  /** The guest printed LWRT-READY. */
   ready: boolean;
   status?: HttpAnswer;
   page?: StatusPage;
@@ -139,100 +141,60 @@ export interface RouterBootResult {
   error?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Boot ctx's image with the router NIC, fetch /cgi-bin/status, POST /cgi-bin/poweroff, wait for QEMU to end. */
-export async function bootRouter(ctx: BuildContext, o: RouterBootOptions): Promise<RouterBootResult> {
-  const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
-  if (!existsSync(file)) throw badInput(`${file} not found: build it first (xip build && xip image)`);
-  const timeoutMs = o.timeoutMs ?? 120_000;
-  const port = await freeLoopbackPort();
-  let ended = false;
-  const running = boot({
-    board: ctx.board,
-    variant: ctx.variant,
-    bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
-    kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
-    memMiB: o.memMiB,
-    log: ctx.bootLog,
-    timeoutMs,
-    markers: [...ROUTER_MARKERS],
-    extraArgs: routerNicArgs(ctx.board, port),
-  }).finally(() => {
-    ended = true;
-  });
-  const result: Omit<RouterBootResult, 'boot'> = { port, ready: false };
-  try {
-    // The runner streams the console to <log>.tmp while QEMU runs.
-    const live = `${ctx.bootLog}.tmp`;
-    const deadline = Date.now() + (o.readyTimeoutMs ?? timeoutMs);
-    while (!ended && Date.now() < deadline) {
-      if (existsSync(live) && readFileSync(live, 'utf8').includes('LWRT-READY')) {
-        result.ready = true;
-        break;
-      }
-      await sleep(200);
-    }
-    if (!result.ready) {
-      result.error = ended ? 'QEMU ended before LWRT-READY' : 'no LWRT-READY on the console in time';
-    } else {
-      for (let attempt = 1; attempt <= 5 && !ended; attempt++) {
-        try {
-          result.status = await httpLoopback(port, '/cgi-bin/status', 'GET', 10_000);
-          break;
-        } catch (err) {
-          debug(`status page, attempt ${attempt}: ${(err as Error).message}`);
-          result.error = `GET /cgi-bin/status: ${(err as Error).message}`;
-          await sleep(1000);
-        }
-      }
-      if (result.status) {
-        result.error = undefined;
-        result.page = parseStatusPage(result.status.body);
-        try {
-          result.poweroff = await httpLoopback(port, '/cgi-bin/poweroff', 'POST', 10_000);
-        } catch (err) {
-          result.error = `POST /cgi-bin/poweroff: ${(err as Error).message}`;
-        }
-      }
-    }
-  } catch (err) {
-    result.error = (err as Error).message;
-  }
-  // Without a power-off the runner's timeout ends QEMU (and the boot fails).
-  return { ...result, boot: await running };
+export interface RouterBootSession extends BootSession {
+  readonly record: RouterSessionRecord;
 }
 
+/** Tries of each request while httpd comes up, a second apart. */
+const TRIES = 5;
+
 /**
- * A boot of the router for `xip boot` and measurements: its NIC on a free
- * loopback port, and once it prints LWRT-READY a POST to its power-off CGI
- * (a few tries while httpd comes up), so the boot ends with a clean power-off.
+ * The host side of a router boot, for `xip boot`, the measurements and the
+ * router test alike: its NIC on a free loopback port, and once the runner
+ * streams LWRT-READY (optionally a GET of the status page, then) a POST to
+ * its power-off CGI, so the boot ends with a clean power-off. Without an
+ * answer the runner's timeout ends QEMU, and the boot fails.
  */
-export async function routerBootSession(board: Board): Promise<BootSession> {
+export async function routerBootSession(board: Board, o: RouterSessionOptions = {}): Promise<RouterBootSession> {
   const port = await freeLoopbackPort();
+  const record: RouterSessionRecord = { port, ready: false };
   let closed = false;
-  let asked = false;
-  const askPowerOff = async () => {
-    for (let attempt = 1; attempt <= 5 && !closed; attempt++) {
+  let talking: Promise<void> = Promise.resolve();
+  const request = async (method: 'GET' | 'POST', path: string): Promise<HttpAnswer | undefined> => {
+    let last = 'QEMU ended first';
+    for (let attempt = 1; attempt <= TRIES && !closed; attempt++) {
       try {
-        await httpLoopback(port, '/cgi-bin/poweroff', 'POST', 10_000);
-        return;
+        return await httpLoopback(port, path, method, 10_000);
       } catch (err) {
-        debug(`power-off request, attempt ${attempt}: ${(err as Error).message}`);
-        await sleep(1000);
+        last = (err as Error).message;
+        debug(`${method} ${path}, attempt ${attempt}: ${last}`);
+        if (attempt < TRIES) await sleep(1000);
       }
     }
+    record.error ??= `${method} ${path}: ${last}`;
+    return undefined;
+  };
+  const talk = async () => {
+    if (o.checkStatus) {
+      record.status = await request('GET', '/cgi-bin/status');
+      if (record.status) record.page = parseStatusPage(record.status.body);
+    }
+    record.poweroff = await request('POST', '/cgi-bin/poweroff');
   };
   return {
+    record,
     extraArgs: routerNicArgs(board, port),
     onLine(line) {
-      if (!asked && line.includes('LWRT-READY')) {
-        asked = true;
-        void askPowerOff();
-      }
+      if (record.ready || !line.includes(LWRT_READY)) return;
+      record.ready = true;
+      talking = talk().catch((err: unknown) => {
+        record.error ??= `router session: ${(err as Error).message}`;
+      });
     },
-    close() {
+    async close() {
       closed = true;
+      await talking;
+      if (!record.ready) record.error ??= `QEMU ended before ${LWRT_READY}`;
     },
   };
 }

@@ -2,7 +2,8 @@ import { join, resolve } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { buildFreestanding } from './program.ts';
 import type { InitramfsEntry } from './initramfs.ts';
-import type { UserspaceProfile } from './profiles.ts';
+import { KERNEL_MARKERS } from './markers.ts';
+import type { BootExpectation, UserspaceBuild } from './types.ts';
 
 /**
  * The 'stress' userspace profile: userspace/stress/stress.c runs as PID 1
@@ -27,9 +28,7 @@ export const STRESS_PARTS = ['TLB', 'FORK-COW', 'ZERO', 'EXEC', 'MMAP', 'SIGNAL'
 export const RAM_DEPENDENT_PART = 'PRESSURE';
 
 export const STRESS_MARKERS: readonly string[] = [
-  'Linux version',
-  'Memory:',
-  'Freeing unused kernel',
+  ...KERNEL_MARKERS,
   'STRESS-START',
   ...STRESS_PARTS.map((p) => `STRESS-${p}:`),
   'STRESS-TOTAL:',
@@ -63,7 +62,7 @@ export function stressInitramfs(initPath: string, childPath: string): InitramfsE
   ];
 }
 
-export const stressProfile: UserspaceProfile = {
+export const stressBuild: UserspaceBuild = {
   name: 'stress',
   description: 'stress PID 1 (userspace/stress/): TLB, fork/COW, zero pages, exec, mmap, signals, process tree, pipes, memory pressure',
   inputs(h, ctx) {
@@ -79,6 +78,9 @@ export const stressProfile: UserspaceProfile = {
     await buildStressProgram(ctx, 'child', child);
     return stressInitramfs(init, child);
   },
+};
+
+export const stressBoot: BootExpectation = {
   markers: STRESS_MARKERS,
   // The memory-pressure part fills all of RAM: a few seconds at 256 MiB, more on a slow host.
   bootTimeoutMs: 240_000,
