@@ -3,7 +3,7 @@ import type { BuildContext } from '../context.ts';
 import { minimalInitramfs } from './initramfs.ts';
 import { INIT_MARKERS } from './markers.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
-import { buildFreestanding } from './program.ts';
+import { buildFreestanding, hashToolchainAndBoard } from './program.ts';
 
 /**
  * Builds userspace/init.c, the freestanding PID 1 of the boot test, with the
@@ -28,8 +28,7 @@ export const initBuild: UserspaceBuild = {
   name: 'init',
   description: 'freestanding PID 1 (userspace/init.c): markers, then power-off',
   inputs(h, ctx) {
-    h.value('toolchain', ctx.toolchain);
-    h.value('board', JSON.stringify(ctx.board));
+    hashToolchainAndBoard(h, ctx);
     for (const f of initSources(ctx.repo)) h.file(basename(f), f);
   },
   async build(ctx, dir) {

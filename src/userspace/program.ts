@@ -5,6 +5,7 @@ import type { BuildContext, Toolchain } from '../context.ts';
 import { ET, parseElf, PT } from '../elf/elf32.ts';
 import { XipError } from '../errors.ts';
 import { run } from '../proc.ts';
+import type { Hasher } from '../stamp.ts';
 
 /**
  * Target programs: what the kernel's ELF loader takes as a static program
@@ -66,6 +67,12 @@ export function freestandingCompileCommand(
     return { cmd: 'clang', args: [`--target=${board.clangTarget}`, '-fuse-ld=lld', ...flags] };
   }
   return { cmd: `${board.crossCompile}gcc`, args: flags };
+}
+
+/** What a freestanding build depends on besides its sources and link script (for stamps): the toolchain and the board. */
+export function hashToolchainAndBoard(h: Hasher, ctx: BuildContext): void {
+  h.value('toolchain', ctx.toolchain);
+  h.value('board', JSON.stringify(ctx.board));
 }
 
 export interface FreestandingProgram {

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { BuildContext } from '../context.ts';
-import { buildFreestanding } from './program.ts';
+import { buildFreestanding, hashToolchainAndBoard } from './program.ts';
 import type { InitramfsEntry } from './initramfs.ts';
 import { KERNEL_MARKERS } from './markers.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
@@ -66,8 +66,7 @@ export const stressBuild: UserspaceBuild = {
   name: 'stress',
   description: 'stress PID 1 (userspace/stress/): TLB, fork/COW, zero pages, exec, mmap, signals, process tree, pipes, memory pressure',
   inputs(h, ctx) {
-    h.value('toolchain', ctx.toolchain);
-    h.value('board', JSON.stringify(ctx.board));
+    hashToolchainAndBoard(h, ctx);
     h.tree('userspace/stress', stressDir(ctx.repo));
     h.file('init.lds', stressLinkScript(ctx.repo));
   },
