@@ -3,15 +3,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
+import { makeContext, type Toolchain } from '../src/context.ts';
 import { flashBudget } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
-import { run } from '../src/proc.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { parseMemoryLine } from '../src/qemu/markers.ts';
 import { qemuArgs } from '../src/qemu/runner.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
 import { builtKernelRelease, routerBootSession, routerNicArgs } from '../src/userspace/routerboot.ts';
+import { runXip } from './fixtures/cli.ts';
 
 /**
  * The router image (lwrt_qemu_malta_defconfig, userspace 'router') built
@@ -28,13 +28,12 @@ const config = 'lwrt_qemu_malta_defconfig';
 const ctx = makeContext({ config, variant: 'xip', toolchain });
 
 async function cli(args: string[], timeoutMs: number) {
-  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), '--config', config, '--toolchain', toolchain, '--variant', 'xip', ...args], {
-    allowFailure: true,
+  const r = await runXip(['--config', config, '--toolchain', toolchain, '--variant', 'xip', ...args], {
     timeoutMs,
-    tailLines: 60,
+    // Progress goes to the test log, so a slow build is visibly alive.
     onLine: (l) => process.stderr.write(`    ${l}\n`),
   });
-  return { code: r.code, out: r.tail.join('\n') };
+  return { code: r.code, out: r.out.split('\n').slice(-60).join('\n') };
 }
 
 describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, () => {
