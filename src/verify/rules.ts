@@ -165,6 +165,19 @@ export function rule2(inp: RuleInputs): RuleResult {
   return { id: 2, title, ok: false, summary, details: [...details, ...overlaps], data };
 }
 
+/** Where each named symbol is (null: not defined), and which ones are missing or not in `side`. */
+function placeSymbols(elf: ElfFile, names: readonly string[], inSide: (a: number) => boolean, side: string) {
+  const at: Record<string, number | null> = {};
+  const wrong: string[] = [];
+  for (const n of names) {
+    const s = elf.findSymbol(n);
+    at[n] = s && s.shndx !== 0 ? s.value : null;
+    if (!s || s.shndx === 0) wrong.push(`${n} missing`);
+    else if (!inSide(s.value)) wrong.push(`${n} at ${hex(s.value)} is not in ${side}`);
+  }
+  return { at, wrong };
+}
+
 /** Rule 3: sections and generated-code buffers on the right side. */
 export function rule3(inp: RuleInputs): RuleResult {
   const r = boardRanges(inp.board);
@@ -194,22 +207,8 @@ export function rule3(inp: RuleInputs): RuleResult {
       if (readOnlyOrCode && !allowed) codeInRam.push(what);
     }
   }
-  const bufWrong: string[] = [];
-  const buffers: Record<string, number | null> = {};
-  for (const n of RAM_BUFFER_SYMBOLS) {
-    const s = elf.findSymbol(n);
-    buffers[n] = s && s.shndx !== 0 ? s.value : null;
-    if (!s || s.shndx === 0) bufWrong.push(`${n} missing`);
-    else if (!r.inRam(s.value)) bufWrong.push(`${n} at ${hex(s.value)} is not in RAM`);
-  }
-  const entryWrong: string[] = [];
-  const entries: Record<string, number | null> = {};
-  for (const n of FLASH_ENTRY_SYMBOLS) {
-    const s = elf.findSymbol(n);
-    entries[n] = s && s.shndx !== 0 ? s.value : null;
-    if (!s || s.shndx === 0) entryWrong.push(`${n} missing`);
-    else if (!r.inFlash(s.value)) entryWrong.push(`${n} at ${hex(s.value)} is not in flash`);
-  }
+  const { at: buffers, wrong: bufWrong } = placeSymbols(elf, RAM_BUFFER_SYMBOLS, r.inRam, 'RAM');
+  const { at: entries, wrong: entryWrong } = placeSymbols(elf, FLASH_ENTRY_SYMBOLS, r.inFlash, 'flash');
   const ok = writableInFlash.length === 0 && codeInRam.length === 0 && bufWrong.length === 0 && entryWrong.length === 0;
   const data = {
     flashSections: flashCount,
