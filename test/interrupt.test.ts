@@ -55,11 +55,11 @@ interface Outcome {
 }
 
 /**
- * Run `xip args`; once `ready()` holds (checked on every output line and
- * every 100 ms), do `act(pid)` (send a signal, kill QEMU, ...). Resolves
- * when the process has exited.
+ * Run `xip args`; once `ready(out, pid)` holds (checked on every output
+ * line and every 100 ms), do `act(pid)` (send a signal, kill QEMU, ...).
+ * Resolves when the process has exited.
  */
-function runUntil(args: string[], o: { path?: string; ready?: (out: string) => boolean; act?: (pid: number) => void } = {}) {
+function runUntil(args: string[], o: { path?: string; ready?: (out: string, pid: number) => boolean; act?: (pid: number) => void } = {}) {
   return new Promise<Outcome>((resolve, reject) => {
     const env = { ...process.env, CI: '1', PATH: o.path ? `${o.path}:${process.env.PATH}` : process.env.PATH };
     const child = spawn(process.execPath, [XIP_CLI, '--build-dir', B, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,7 +67,7 @@ function runUntil(args: string[], o: { path?: string; ready?: (out: string) => b
     let acted = false;
     const check = () => {
       if (acted || !o.ready || !o.act || child.pid === undefined) return;
-      if (o.ready(out)) {
+      if (o.ready(out, child.pid)) {
         acted = true;
         o.act(child.pid);
       }
@@ -91,6 +91,43 @@ const pidsOf = (tool: string) =>
   existsSync(join(fakeBin, `${tool}.pids`))
     ? readFileSync(join(fakeBin, `${tool}.pids`), 'utf8').trim().split('\n').map(Number)
     : [];
+/** The child processes of `pid` (none once it is gone). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** argv[0] of every process in process group `pgid` (a command the toolkit runs has a group of its own). */
+function groupCommands(pgid: number): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // After "pid (comm) ": state, ppid, pgrp, ...
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+      out.push(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')[0] ?? '');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Whether tar has begun to fill the source stage's temporary tree: an entry inside its top directory. */
+function unpacking(root: string): boolean {
+  try {
+    return readdirSync(root)
+      .filter((n) => n.startsWith('.tmp-'))
+      .some((t) => readdirSync(join(root, t)).some((top) => readdirSync(join(root, t, top)).length > 0));
+  } catch {
+    return false;
+  }
+}
+
 const errorLines = (out: string) => out.split('\n').filter((l) => l.startsWith('xip: error:') || l.startsWith('xip: internal error:'));
 
 describe('interrupting every stage, then running again', { timeout: 60 * 60 * 1000 }, () => {
@@ -98,8 +135,8 @@ describe('interrupting every stage, then running again', { timeout: 60 * 60 * 10
 
   it('source: SIGINT while the tarball unpacks leaves no stamp and no tree; the next run prepares it', async () => {
     const r = await runUntil(['source'], {
-      ready: (out) => /\[source\] started/.test(out) && fileHas(join(src.root, 'prepare.log'), '$ tar'),
-      act: (pid) => setTimeout(() => process.kill(pid, 'SIGINT'), 1500),
+      ready: (out) => /\[source\] started/.test(out) && fileHas(join(src.root, 'prepare.log'), '$ tar') && unpacking(src.root),
+      act: (pid) => process.kill(pid, 'SIGINT'),
     });
     assert.equal(r.code, EXIT.interrupted, r.out);
     assert.match(r.out, /interrupted \(SIGINT\)/);
@@ -152,15 +189,14 @@ describe('interrupting every stage, then running again', { timeout: 60 * 60 * 10
 
   it('kernel: SIGINT while make links leaves no stamp and no vmlinux; make is stopped; the next run finishes', async () => {
     let makePid = 0;
+    // The moment: the linker runs. make is the xip process's child, with a process group of its own.
+    const linking = (pid: number) => childrenOf(pid).some((make) => groupCommands(make).some((cmd) => /(^|[-/])ld$/.test(cmd)));
     const r = await runUntil(['build'], {
-      ready: () => fileHas(ctx.kernelLog, ' vmlinux\n'),
-      act: (pid) =>
-        setTimeout(() => {
-          // make is the xip process's child while it runs.
-          const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
-          makePid = kids[0] ?? 0;
-          process.kill(pid, 'SIGINT');
-        }, 2000),
+      ready: (_out, pid) => fileHas(ctx.kernelLog, ' vmlinux\n') && linking(pid),
+      act: (pid) => {
+        makePid = childrenOf(pid)[0] ?? 0;
+        process.kill(pid, 'SIGINT');
+      },
     });
     assert.equal(r.code, EXIT.interrupted, r.out);
     assert.ok(!existsSync(stampPath(ctx, 'kernel')), 'no kernel stamp');
@@ -194,10 +230,10 @@ describe('interrupting every stage, then running again', { timeout: 60 * 60 * 10
 
   it('boot: a killed QEMU is a failed boot in one line with its log kept; the next boot passes', async () => {
     const r = await runUntil(['boot', '--mem', '64'], {
-      ready: () => fileHas(`${ctx.bootLog}.tmp`, 'Linux version'),
+      ready: (_out, pid) => fileHas(`${ctx.bootLog}.tmp`, 'Linux version') && childrenOf(pid).length > 0,
       act: (pid) => {
-        const qemu = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-        process.kill(qemu, 'SIGKILL');
+        const qemu = childrenOf(pid)[0];
+        if (qemu !== undefined) process.kill(qemu, 'SIGKILL');
       },
     });
     assert.equal(r.code, EXIT.failed, r.out);
@@ -212,9 +248,9 @@ describe('interrupting every stage, then running again', { timeout: 60 * 60 * 10
   it('boot: SIGINT stops QEMU too', async () => {
     let qemu = 0;
     const r = await runUntil(['boot', '--mem', '64'], {
-      ready: () => fileHas(`${ctx.bootLog}.tmp`, 'Linux version'),
+      ready: (_out, pid) => fileHas(`${ctx.bootLog}.tmp`, 'Linux version') && childrenOf(pid).length > 0,
       act: (pid) => {
-        qemu = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+        qemu = childrenOf(pid)[0] ?? 0;
         process.kill(pid, 'SIGINT');
       },
     });
