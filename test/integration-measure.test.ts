@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT } from '../src/context.ts';
+import { makeContext } from '../src/context.ts';
 import { vmlinuzPath } from '../src/kernel/kbuild.ts';
 import { measureBootCost } from '../src/measure/bootcost.ts';
 import type { Results } from '../src/measure/index.ts';
-import { run } from '../src/proc.ts';
+import { runXip } from './fixtures/cli.ts';
 
 /**
  * One quick measurement on the real builds of the default config (the XIP
@@ -21,19 +21,14 @@ const env = mergeEnv({});
 const base = { board: env.board, config: env.config, toolchain: env.toolchain };
 const xip = makeContext({ ...base, variant: 'xip' });
 const stock = makeContext({ ...base, variant: 'stock' });
-const XIP = join(REPO_ROOT, 'bin', 'xip.mjs');
-
-async function cli(args: string[], timeoutMs: number) {
-  const r = await run(process.execPath, [XIP, ...args], {
-    allowFailure: true,
+const cli = (args: string[], timeoutMs: number) =>
+  runXip(args, {
     timeoutMs,
-    tailLines: 400,
-    onLine: (l) => {
-      if (!l.startsWith(' ') && !l.startsWith('{') && !l.startsWith('}')) process.stderr.write(`    ${l}\n`);
+    // Progress to the test log; stdout is the JSON.
+    onLine: (l, stream) => {
+      if (stream === 'stderr') process.stderr.write(`    ${l}\n`);
     },
   });
-  return { code: r.code, out: r.tail.join('\n') };
-}
 
 describe('xip measure on the real builds (one size, both variants)', { timeout: 60 * 60 * 1000 }, () => {
   it('has both builds (building what is missing)', async () => {
@@ -55,8 +50,7 @@ describe('xip measure on the real builds (one size, both variants)', { timeout: 
   it('16 MiB: every Memory: field of both, and XIP leaves at least text + rodata + init text more available', async () => {
     const r = await cli(['measure', '--sizes', '16', '--no-min-ram', '--no-boot-cost', '--json'], 5 * 60 * 1000);
     assert.equal(r.code, 0, r.out);
-    const json = r.out.slice(r.out.indexOf('\n{') + 1);
-    const res = JSON.parse(json) as Results;
+    const res = JSON.parse(r.stdout) as Results;
     assert.equal(res.ram?.sizes.length, 1);
     const s = res.ram!.sizes[0]!;
     assert.equal(s.memMiB, 16);

@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT } from '../src/context.ts';
-import { run } from '../src/proc.ts';
+import { makeContext } from '../src/context.ts';
 import { DEFAULT_MARKERS } from '../src/qemu/markers.ts';
-import { boot } from '../src/qemu/runner.ts';
+import { boot, type BootResult } from '../src/qemu/runner.ts';
+import { runXip } from './fixtures/cli.ts';
 
 /**
  * End to end: build the stock baseline through the `xip` command (the
@@ -17,23 +17,17 @@ import { boot } from '../src/qemu/runner.ts';
  */
 const env = mergeEnv({ variant: 'stock' });
 const ctx = makeContext({ variant: 'stock', toolchain: env.toolchain, board: env.board, config: env.config });
-const XIP = [join(REPO_ROOT, 'bin', 'xip.mjs')];
-
-async function xip(args: string[], timeoutMs: number) {
-  const r = await run(process.execPath, [...XIP, ...args], {
-    allowFailure: true,
+const xip = (args: string[], timeoutMs: number) =>
+  runXip(args, {
     timeoutMs,
-    tailLines: 60,
     // Progress goes to the test log, so a slow CI build is visibly alive.
     onLine: (l) => process.stderr.write(`    ${l}\n`),
   });
-  return { code: r.code, out: r.tail.join('\n') };
-}
 
 describe('stock baseline (build + QEMU boot)', { timeout: 60 * 60 * 1000 }, () => {
   it('builds the stock kernel through the CLI', async () => {
     const r = await xip(['--variant', 'stock', 'build'], 55 * 60 * 1000);
-    assert.equal(r.code, 0, `xip build failed:\n${r.out}`);
+    assert.equal(r.code, 0, `xip build failed:\n${r.out.split('\n').slice(-60).join('\n')}`);
     assert.ok(existsSync(ctx.vmlinux), ctx.vmlinux);
     assert.ok(existsSync(join(ctx.kbuildDir, 'vmlinuz')), 'stock vmlinuz for the size baseline');
     const cfg = readFileSync(ctx.dotConfig, 'utf8');
@@ -65,6 +59,7 @@ describe('stock baseline (build + QEMU boot)', { timeout: 60 * 60 * 1000 }, () =
   it('xip boot --variant stock passes through the CLI as well', async () => {
     const r = await xip(['--variant', 'stock', 'boot', '--mem', '64', '--json'], 5 * 60 * 1000);
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /"ok": true/);
+    const result = JSON.parse(r.stdout) as BootResult;
+    assert.equal(result.ok, true, r.out);
   });
 });

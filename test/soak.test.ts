@@ -3,10 +3,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { makeContext, REPO_ROOT } from '../src/context.ts';
-import { run } from '../src/proc.ts';
+import { makeContext } from '../src/context.ts';
 import { median, soakDir } from '../src/soak.ts';
 import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
+import { runXip } from './fixtures/cli.ts';
 
 /**
  * `xip soak`: N boots of the XIP flash image; failures are counted, their
@@ -16,12 +16,7 @@ import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
  */
 const tmp = mkdtempSync(join(tmpdir(), 'xip-soak-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-const XIP_CLI = join(REPO_ROOT, 'bin', 'xip.mjs');
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const r = await run(process.execPath, [XIP_CLI, ...args], { allowFailure: true, env, timeoutMs: 20 * 60 * 1000, tailLines: 200 });
-  return { code: r.code, out: r.tail.join('\n') };
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => runXip(args, { env, timeoutMs: 20 * 60 * 1000 });
 
 /** A fake build dir with an "image", and a fake QEMU that fails boot number `bad` (counted in a file). */
 function fakeSetup(name: string, bad: number) {
@@ -57,7 +52,7 @@ describe('xip soak', () => {
     const f = fakeSetup('ok', 0);
     const r = await cli(['--build-dir', f.buildDir, 'soak', '--count', '4', '--json'], f.env);
     assert.equal(r.code, 0, r.out);
-    const rep = JSON.parse(r.out.slice(r.out.indexOf('{'), r.out.lastIndexOf('}') + 1)) as { boots: number; passed: number; ms: number[] };
+    const rep = JSON.parse(r.stdout) as { boots: number; passed: number; ms: number[] };
     assert.equal(rep.boots, 4);
     assert.equal(rep.passed, 4);
     assert.equal(rep.ms.length, 4);
