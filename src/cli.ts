@@ -116,10 +116,9 @@ export async function main(argv: string[]): Promise<number> {
     // Reported already; this error is most likely a child stopped because of it.
     if (crashCode !== undefined) return crashCode;
     if (err instanceof CommanderError) {
-      // Help and version print and exit 0; usage errors were printed by commander.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') {
-        return EXIT.ok;
-      }
+      // Help asked for (--help, `xip help <command>`) and version exit 0; usage
+      // errors, and the help shown for no command, were printed by commander.
+      if (err.exitCode === 0) return EXIT.ok;
       return EXIT.badInput;
     }
     return reportError(err, verboseErrors);

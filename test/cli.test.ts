@@ -96,6 +96,8 @@ describe('options and environment', () => {
 describe('exit codes (in process)', () => {
   it('--help exits 0; no command and unknown commands or options exit 2', async () => {
     assert.equal(await main(['--help']), 0);
+    assert.equal(await main(['help', 'soak']), 0);
+    assert.equal(await main(['soak', '--help']), 0);
     assert.equal(await main([]), 2);
     assert.equal(await main(['frobnicate']), 2);
     assert.equal(await main(['build', '--no-such-option']), 2);
