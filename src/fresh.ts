@@ -261,7 +261,8 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
         const npmDir = join(capture('npm', ['root', '-g']).trim(), 'npm');
         info(`fresh-check (Debian ${rel.version}): Node ${process.version} and npm copied in from the host (${process.execPath}, ${npmDir}): Debian 12 ships Node 18`);
         copyInto(root, process.execPath, '/usr/bin/node');
-        await run('cp', ['-a', npmDir, join(root, 'usr/lib/node_modules/')]);
+        mkdirSync(join(root, 'usr/lib/node_modules'), { recursive: true });
+        await run('cp', ['-a', npmDir, join(root, 'usr/lib/node_modules/npm')]);
         await inRoot('node-links', 'ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm\nln -sf ../lib/node_modules/npm/bin/npx-cli.js /usr/bin/npx');
       }
       const npm = npmConfig();
