@@ -113,14 +113,16 @@ export function parsePc(infoRegisters: string): number | undefined {
 }
 
 /**
- * Sample the guest's program counter through QMP until QEMU goes away (or
- * `max` samples). Used to show where the kernel really executes from.
+ * Sample the guest's program counter through QMP until QEMU goes away, `max`
+ * samples or `stop` is aborted (before the guest powers off: see
+ * test/fixtures/xip-suite.ts). Used to show where the kernel really executes from.
  */
-export async function samplePcs(socketPath: string, max = 100_000): Promise<number[]> {
+export async function samplePcs(socketPath: string, o: { max?: number; stop?: AbortSignal } = {}): Promise<number[]> {
+  const max = o.max ?? 100_000;
   const q = await QmpClient.connect(socketPath);
   const pcs: number[] = [];
   try {
-    while (!q.isClosed && pcs.length < max) {
+    while (!q.isClosed && pcs.length < max && !o.stop?.aborted) {
       let text: string;
       try {
         text = await q.hmp('info registers');
