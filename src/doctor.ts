@@ -92,9 +92,18 @@ export function hasDebSrc(files: readonly SourceFile[], suite = SOURCE_SUITE): b
  * deb entries (the first one that is not the security archive), in deb822
  * form, with the same key.
  */
+/**
+ * The host's Debian archive entry: the first deb entry naming a Debian
+ * release suite (its -updates may sit beside it; the security archive's
+ * suites are all -security, so it is never this one).
+ */
+export function debianArchive(entries: readonly AptEntry[]): AptEntry | undefined {
+  const release = /^(bookworm|trixie|forky|sid|stable|testing|oldstable|unstable)$/;
+  return entries.find((e) => e.types.includes('deb') && e.uris.length > 0 && !e.uris[0]!.includes('security') && e.suites.some((x) => release.test(x)));
+}
+
 export function debSrcFrom(files: readonly SourceFile[], suite = SOURCE_SUITE, keyring = existsSync(ARCHIVE_KEYRING) ? ARCHIVE_KEYRING : undefined): { path: string; text: string } | undefined {
-  const debs = parseAptSources(files).filter((e) => e.types.includes('deb') && e.uris.length > 0);
-  const archive = debs.find((e) => !e.uris[0]!.includes('security') && e.suites.some((x) => !x.includes('-') && !x.includes('/'))) ?? debs[0];
+  const archive = debianArchive(parseAptSources(files));
   if (!archive) return undefined;
   const signedBy = archive.signedBy ?? keyring;
   const lines = ['Types: deb-src', `URIs: ${archive.uris[0]}`, `Suites: ${suite}`, 'Components: main', ...(signedBy ? [`Signed-By: ${signedBy}`] : [])];

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { aptSourceFiles, parseAptSources, type AptEntry } from './doctor.ts';
+import { aptSourceFiles, debianArchive, parseAptSources, type AptEntry } from './doctor.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info, warn } from './log.ts';
@@ -40,11 +40,9 @@ export function releaseOf(v: string | undefined): DebianRelease {
 
 /** The Debian archive (and security archive) URIs of the host's apt sources. */
 export function archivesOf(entries: readonly AptEntry[]): { main: string; security?: string } {
-  const debs = entries.filter((e) => e.types.includes('deb') && e.uris.length > 0);
-  const isDebian = (e: AptEntry) => e.suites.some((s) => /^(bookworm|trixie|forky|sid|stable|testing|oldstable|unstable)\b/.test(s));
-  const main = debs.find((e) => isDebian(e) && !e.uris[0]!.includes('security') && !e.suites.some((s) => s.endsWith('-security')));
+  const main = debianArchive(entries);
   if (!main) throw new XipError('no Debian archive in /etc/apt/sources.list(.d): fresh-check builds its root from the archive the host uses', { exitCode: EXIT.environment });
-  const sec = debs.find((e) => e.suites.some((s) => s.endsWith('-security')));
+  const sec = entries.find((e) => e.types.includes('deb') && e.suites.some((s) => s.endsWith('-security')));
   return { main: main.uris[0]!, security: sec?.uris[0] };
 }
 
