@@ -22,7 +22,7 @@ DIST_STAMP := dist/.stamp
 TS_SOURCES := $(shell find src -name '*.ts')
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel image verify boot test run soak bench fresh-check clean distclean help check-deps
+.PHONY: all deps source kernel image verify series boot test run soak bench fresh-check clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -53,6 +53,9 @@ image: $(DIST_STAMP) ## assemble the flash image build/out/xip-bios.bin
 
 verify: $(DIST_STAMP) ## check the XIP vmlinux and flash image layout
 	$(XIP) verify
+
+series: $(DIST_STAMP) ## the kernel patch series with your identity, in build/series (FROM='Name <you@example.org>')
+	$(XIP) series --from "$(FROM)"
 
 boot: $(DIST_STAMP) ## boot the built kernel in QEMU and check markers and power-off
 	$(XIP) boot

@@ -5,7 +5,7 @@ import { getBoard, type Board } from './boards/index.ts';
 import { badInput } from './errors.ts';
 
 export const VARIANTS = ['xip', 'stock'] as const;
-export const TOOLCHAINS = ['clang', 'gcc'] as const;
+export const TOOLCHAINS = ['clang', 'gcc', 'llvm'] as const;
 export type Variant = (typeof VARIANTS)[number];
 export type Toolchain = (typeof TOOLCHAINS)[number];
 
@@ -87,7 +87,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
   }
   const toolchain = opts.toolchain ?? DEFAULTS.toolchain;
   if (!isOneOf(TOOLCHAINS, toolchain)) {
-    throw badInput(`unknown toolchain '${toolchain}': use ${TOOLCHAINS.join(' or ')} (TOOLCHAIN=gcc)`);
+    throw badInput(`unknown toolchain '${toolchain}': use ${TOOLCHAINS.join(', ')} (TOOLCHAIN=gcc)`);
   }
   const rootfs = opts.rootfs !== undefined && opts.rootfs !== '' ? resolve(opts.rootfs) : undefined;
   const config = defconfigName(opts.config ?? (rootfs !== undefined ? (board.defconfigs.router ?? board.defconfigs.minimal) : board.defconfigs.minimal));

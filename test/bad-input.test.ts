@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeContext, REPO_ROOT } from '../src/context.ts';
+import { readElf } from '../src/elf/elf32.ts';
 import { EXIT, XipError } from '../src/errors.ts';
+import { xipImagePath } from '../src/image/index.ts';
+import { imageEnd, placeSegments } from '../src/image/layout.ts';
 import { checkDefconfigText, configure } from '../src/kernel/kconfig.ts';
 import { stampPath } from '../src/pipeline.ts';
 import { run } from '../src/proc.ts';
@@ -74,7 +77,7 @@ describe('image too big for the flash, through the CLI', () => {
     const ctx = makeContext({ buildDir: join(tmp, 'big') });
     // A synthetic XIP kernel whose data load image sits at the very end of the budget (0x3e0000).
     const spec = xipKernelSpec('little');
-    const dataLoc = 0x9fc00000 + 0x3e0000 - 0x400;
+    const dataLoc = 0x9e000000 + 0x3e0000 - 0x400;
     spec.segments[1]!.paddr = dataLoc;
     for (const s of spec.symbols ?? []) {
       if (s.name === '__data_loc') s.value = dataLoc;
@@ -82,6 +85,14 @@ describe('image too big for the flash, through the CLI', () => {
     }
     mkdirSync(ctx.kbuildDir, { recursive: true });
     writeFileSync(ctx.vmlinux, buildElf(spec).bytes);
+    // The kernel's own flash image (make xipImage): vmlinux's load segments as placed in flash.
+    const elf = readElf(ctx.vmlinux);
+    const placed = placeSegments(elf, ctx.board);
+    const base = ctx.board.xipPhys - ctx.board.flashPhys;
+    const xipImage = new Uint8Array(imageEnd(placed) - base);
+    for (const p of placed) xipImage.set(elf.segmentData(p.segment), p.offset - base);
+    mkdirSync(dirname(xipImagePath(ctx)), { recursive: true });
+    writeFileSync(xipImagePath(ctx), xipImage);
     const r = await cli(['--build-dir', ctx.buildDir, 'image']);
     assert.notEqual(r.code, 0, r.out);
     assert.equal(r.errors.length, 1, r.out);

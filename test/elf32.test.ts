@@ -95,12 +95,12 @@ describe('ELF32 reader on synthetic files', () => {
       const { bytes } = buildElf(spec);
       const e = parseElf(bytes, `synthetic-${endian}`);
       checkRoundTrip(spec, e);
-      assert.equal(e.findSymbol('kernel_entry')?.value, 0x9fc01100);
+      assert.equal(e.findSymbol('kernel_entry')?.value, 0x9e001100);
       assert.equal(e.findSymbol('_sdata')?.value, 0x80100000);
       assert.equal(e.findSymbol('no_such_symbol'), undefined);
       // Addresses above 2^31 stay positive (no sign extension).
-      assert.equal(e.segments[0]!.vaddr, 0x9fc01000);
-      assert.equal(e.segments[1]!.paddr, 0x9fc03800);
+      assert.equal(e.segments[0]!.vaddr, 0x9e001000);
+      assert.equal(e.segments[1]!.paddr, 0x9e003800);
     });
   }
 
@@ -115,10 +115,10 @@ describe('ELF32 reader on synthetic files', () => {
     const spec = xipKernelSpec();
     spec.symbols = [
       { name: 'dup', value: 0, section: 0 },
-      { name: 'dup', value: 0x9fc01010, section: '.text' },
+      { name: 'dup', value: 0x9e001010, section: '.text' },
     ];
     const e = parseElf(buildElf(spec).bytes);
-    assert.equal(e.findSymbol('dup')?.value, 0x9fc01010);
+    assert.equal(e.findSymbol('dup')?.value, 0x9e001010);
   });
 
   it('accepts an ELF without section headers', () => {

@@ -42,7 +42,7 @@ describe('flash image layout', () => {
     const p = placeSegments(elf, malta);
     assert.equal(p.length, 2);
     assert.equal(p[0]!.offset, 0x1000, 'text at XIP_PHYS_ADDR - flash base');
-    assert.equal(p[1]!.offset, p[1]!.segment.paddr - 0x9fc00000, 'data image at its LMA');
+    assert.equal(p[1]!.offset, p[1]!.segment.paddr - 0x9e000000, 'data image at its LMA');
     assert.equal(imageEnd(p) % 4, 0);
   });
 
@@ -86,7 +86,7 @@ describe('flash image layout', () => {
 
   it('refuses a kernel that overlaps the boot shim area', () => {
     const spec = xipKernelSpec('little');
-    spec.sections[0]!.addr = 0x9fc00800;
+    spec.sections[0]!.addr = 0x9e000800;
     const bad = parseElf(buildElf(spec).bytes, 'low-vmlinux');
     assert.throws(() => placeSegments(bad, malta), /inside the 4096-byte boot shim area/);
   });
@@ -130,7 +130,7 @@ describe('flash image layout', () => {
     assert.deepEqual(names.slice(0, 3), ['boot shim', 'kernel text', 'rodata + tables']);
     assert.ok(names.includes('free'));
     const text = l.regions.find((r) => r.name === 'kernel text')!;
-    assert.equal(text.size, etext - 0x9fc01000);
+    assert.equal(text.size, etext - 0x9e001000);
     assert.ok(exiprom > etext);
     assert.match(formatLayout(l), /of the flash budget/);
   });
@@ -162,7 +162,7 @@ describe('boot shim build', () => {
   const shimDir = join(ctx.variantDir, 'shim');
 
   it('leaves shim.bin and no temporary file', async () => {
-    const s = await withFakeTools({}, () => buildShim(ctx, 0x9fc01000));
+    const s = await withFakeTools({}, () => buildShim(ctx, 0x9e001000));
     assert.equal(readFileSync(s.bin, 'utf8'), 'SHIM');
     assert.deepEqual(readdirSync(shimDir).filter((f) => f.includes('tmp')), []);
   });
@@ -170,7 +170,7 @@ describe('boot shim build', () => {
   it('a failing objcopy leaves no shim.bin.tmp behind, and no new shim.bin', async () => {
     rmSync(shimDir, { recursive: true, force: true });
     await assert.rejects(
-      withFakeTools({ FAKE_OBJCOPY: 'fail' }, () => buildShim(ctx, 0x9fc01000)),
+      withFakeTools({ FAKE_OBJCOPY: 'fail' }, () => buildShim(ctx, 0x9e001000)),
       (e: unknown) => e instanceof XipError && /boot shim objcopy failed/.test(e.message),
     );
     assert.equal(existsSync(join(shimDir, 'shim.bin.tmp')), false, 'shim.bin.tmp removed');

@@ -56,7 +56,7 @@ describe('.config input', () => {
       ['POWER_RESET_PIIX4_POWEROFF', 'y'],
       ['SERIAL_8250_CONSOLE', 'y'],
       ['XIP_KERNEL', 'y'],
-      ['XIP_PHYS_ADDR', '0x1fc01000'],
+      ['XIP_PHYS_ADDR', '0x1e001000'],
       ['MIPS_MT_SMP', 'n'],
       ['MIPS_FP_SUPPORT', 'n'],
       ['BLOCK', 'n'],
@@ -156,7 +156,7 @@ describe('kbuild invocation', () => {
     assert.deepEqual(kernelTargets(stock), ['vmlinux', 'vmlinuz']);
     assert.ok(kernelOutputs(stock).includes(join(stock.kbuildDir, 'vmlinuz')));
     const xip = makeContext({ variant: 'xip', buildDir: '/b' });
-    assert.deepEqual(kernelTargets(xip), ['vmlinux']);
+    assert.deepEqual(kernelTargets(xip), ['vmlinux', 'xipImage']);
   });
 
   it('picks progress lines out of make output', () => {

@@ -61,7 +61,7 @@ export function addGlobalOptions(cmd: Command): Command {
     .addOption(fromEnv(new Option('--board <name>', 'board').choices(boardNames()).default(DEFAULTS.board), 'BOARD'))
     .addOption(fromEnv(new Option('--config <defconfig>', 'defconfig from kernel/configs/').argParser(defconfigName), 'CONFIG'))
     .addOption(fromEnv(new Option('--variant <xip|stock>', 'kernel variant').choices(VARIANTS).default(DEFAULTS.variant), 'VARIANT'))
-    .addOption(fromEnv(new Option('--toolchain <clang|gcc>', 'compiler').choices(TOOLCHAINS).default(DEFAULTS.toolchain), 'TOOLCHAIN'))
+    .addOption(fromEnv(new Option('--toolchain <clang|gcc|llvm>', 'compiler: clang (with GNU ld), gcc, or llvm (LLVM=1: clang, ld.lld, llvm binutils)').choices(TOOLCHAINS).default(DEFAULTS.toolchain), 'TOOLCHAIN'))
     .addOption(fromEnv(new Option('--userspace <profile>', "initramfs userspace: init, or another profile (default: the config's own)"), 'USERSPACE'))
     .addOption(fromEnv(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (implies the router config)'), 'LWRT_ROOTFS'))
     .addOption(fromEnv(new Option('--kernel-src <dir>', 'kernel tree to copy and use'), 'KERNEL_SRC'))

@@ -8,6 +8,7 @@ import * as image from './image.ts';
 import * as measure from './measure.ts';
 import * as report from './report.ts';
 import * as run from './run.ts';
+import * as series from './series.ts';
 import * as soak from './soak.ts';
 import * as source from './source.ts';
 import * as verify from './verify.ts';
@@ -17,4 +18,4 @@ import * as verify from './verify.ts';
  * its options (define) and its handler. A handler loads what it needs when
  * it runs, so that starting xip stays cheap.
  */
-export const COMMANDS: readonly CommandModule[] = [doctor, source, build, image, verify, boot, run, measure, bench, report, soak, freshCheck];
+export const COMMANDS: readonly CommandModule[] = [doctor, source, build, image, verify, boot, run, measure, bench, report, soak, series, freshCheck];

@@ -168,7 +168,7 @@ function readWord(elf: ElfFile, vaddr: number): number | undefined {
  * The layout map: shim, kernel text, read-only data, init (code, tables),
  * initramfs, data image, free space: each with its share of the budget.
  */
-export function describeLayout(elf: ElfFile, board: Board, shimSize: number, imageSize: number): Layout {
+export function describeLayout(elf: ElfFile, board: Board, shimSize: number, imageSize: number, deflatedEnd?: number): Layout {
   const budget = flashBudget(board);
   const toPhys = (v: number) => (v - 0x80000000) >>> 0;
   const text = sym(elf, '_text');
@@ -194,7 +194,8 @@ export function describeLayout(elf: ElfFile, board: Board, shimSize: number, ima
   } else {
     raw.push(['init code + tables', toPhys(endRodata), toPhys(exiprom)]);
   }
-  raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
+  if (deflatedEnd === undefined) raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
+  else raw.push(['data image (deflated)', toPhys(dataLoc), deflatedEnd]);
   raw.push(['free', board.flashPhys + imageSize, board.flashPhys + budget]);
   const regions = raw
     .filter(([, s, e]) => e > s)
@@ -210,4 +211,65 @@ export function formatLayout(l: Layout): string {
     minWidths: [21, 10, 10, 8, 11, 6],
   });
   return `${table}\n  image ${l.used} bytes of ${l.budget} (${((l.used / l.budget) * 100).toFixed(1)}% of the flash budget)`;
+}
+
+/** What goes into flash at XIP_PHYS_ADDR: the kernel's xipImage, checked against vmlinux. */
+export interface KernelFlash {
+  bytes: Uint8Array;
+  /** The data load image is a gzip member (CONFIG_XIP_DEFLATED_DATA). */
+  deflated: boolean;
+  /** Bytes of the data load image in vmlinux (what RAM receives). */
+  dataRaw: number;
+}
+
+/**
+ * Check arch/mips/boot/xipImage against vmlinux: it must be vmlinux's load
+ * segments as placed in flash, byte for byte, except that with deflated
+ * data everything from __data_loc on is one gzip member that inflates to
+ * exactly the data segment. Returns what to put in flash; throws naming
+ * the first difference.
+ */
+export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xipImage: Uint8Array, board: Board, gunzip: (b: Uint8Array) => Uint8Array): KernelFlash {
+  const base = board.xipPhys - board.flashPhys;
+  const end = imageEnd(placements);
+  const cut = new Uint8Array(end - base);
+  for (const p of placements) cut.set(elf.segmentData(p.segment), p.offset - base);
+  const dataLoc = sym(elf, '__data_loc');
+  const flashBase = kseg0(board.flashPhys);
+  const split = dataLoc - flashBase - base;
+  const dataRaw = sym(elf, '_edata_loc') - dataLoc;
+  const firstDiff = (a: Uint8Array, b: Uint8Array, n: number): number => {
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+    return -1;
+  };
+  const name = 'arch/mips/boot/xipImage';
+  if (xipImage.length === dataRaw + split) {
+    const d = firstDiff(xipImage, cut, xipImage.length);
+    if (d >= 0) throw new XipError(`${name} differs from ${elf.name} at byte ${d} (flash ${hex(flashBase + base + d)}): rebuild the kernel (make kernel)`);
+    return { bytes: xipImage, deflated: false, dataRaw };
+  }
+  const d = firstDiff(xipImage, cut, split);
+  if (xipImage.length < split || d >= 0) {
+    throw new XipError(`${name} (${xipImage.length} bytes) does not match ${elf.name}${d >= 0 ? ` at byte ${d}` : ''}: rebuild the kernel (make kernel)`);
+  }
+  let data: Uint8Array;
+  try {
+    data = gunzip(xipImage.subarray(split));
+  } catch (e) {
+    throw new XipError(`${name}: the data after __data_loc is neither vmlinux's data nor a gzip member (${(e as Error).message}): rebuild the kernel (make kernel)`);
+  }
+  const dd = data.length === dataRaw ? firstDiff(data, cut.subarray(split), dataRaw) : 0;
+  if (dd >= 0) throw new XipError(`${name}: its deflated data does not inflate to vmlinux's data (${data.length} of ${dataRaw} bytes, first difference at ${dd}): rebuild the kernel`);
+  return { bytes: xipImage, deflated: true, dataRaw };
+}
+
+/** The flash image from the shim and the kernel's flash bytes, erased (0xff) elsewhere, pre-swapped for the loader. */
+export function assembleFlash(shim: Uint8Array, kernel: Uint8Array, board: Board): Uint8Array {
+  const base = board.xipPhys - board.flashPhys;
+  if (shim.length > base) throw new XipError(`boot shim is ${shim.length} bytes, over the ${base} bytes in front of the kernel`);
+  const image = new Uint8Array((base + kernel.length + 3) & ~3).fill(0xff);
+  image.set(shim, 0);
+  image.set(kernel, base);
+  if (board.endian === 'little' && board.loaderSwapBytes > 0) swapWords(image, board.loaderSwapBytes);
+  return image;
 }

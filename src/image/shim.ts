@@ -46,7 +46,7 @@ export async function buildShim(ctx: BuildContext, kernelEntry: number): Promise
     obj,
     src,
   ];
-  if (ctx.toolchain === 'clang') {
+  if (ctx.toolchain !== 'gcc') {
     await run('clang', [`--target=${b.clangTarget}`, ...flags], { log, what: 'boot shim (clang)' });
   } else {
     await run(`${b.crossCompile}gcc`, flags, { log, what: 'boot shim (gcc)' });

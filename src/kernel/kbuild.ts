@@ -9,19 +9,22 @@ import { run } from '../proc.ts';
  */
 export function makeVars(ctx: BuildContext, srcTree: string): string[] {
   const vars = ['-C', srcTree, `O=${ctx.kbuildDir}`, `ARCH=${ctx.board.arch}`, `CROSS_COMPILE=${ctx.board.crossCompile}`];
+  // clang: clang with GNU binutils; llvm: LLVM=1, clang with ld.lld, llvm-objcopy, llvm-nm, llvm-ar.
   if (ctx.toolchain === 'clang') vars.push('CC=clang');
+  if (ctx.toolchain === 'llvm') vars.push('LLVM=1');
   return vars;
 }
 
-/** The make goals of a variant: vmlinux, plus the compressed vmlinuz for stock (the size baseline). */
+/** The make goals of a variant: vmlinux, plus the compressed vmlinuz for stock (the size baseline) or the flash image xipImage for xip. */
 export function kernelTargets(ctx: BuildContext): string[] {
-  return ctx.variant === 'stock' ? ['vmlinux', 'vmlinuz'] : ['vmlinux'];
+  return ctx.variant === 'stock' ? ['vmlinux', 'vmlinuz'] : ['vmlinux', 'xipImage'];
 }
 
 /** Files the kernel stage leaves behind. */
 export function kernelOutputs(ctx: BuildContext): string[] {
   const out = [ctx.vmlinux, ctx.dotConfig];
   if (ctx.variant === 'stock') out.push(vmlinuzPath(ctx));
+  else out.push(join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'xipImage'));
   return out;
 }
 

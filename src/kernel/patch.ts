@@ -21,7 +21,8 @@ export interface PatchFile {
 export function readSeries(dir: string): PatchFile[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((n) => n.endsWith('.patch'))
+    // The cover letter (0000-cover-letter.patch) describes the series and changes no file.
+    .filter((n) => n.endsWith('.patch') && n !== '0000-cover-letter.patch')
     .sort()
     .map((name) => {
       const path = join(dir, name);

@@ -63,7 +63,7 @@ export function freestandingCompileCommand(
   out: string,
 ): { cmd: string; args: string[] } {
   const flags = [...COMMON_FLAGS, ...board.cpuFlags, `-Wl,-T,${lds}`, '-o', out, ...sources];
-  if (toolchain === 'clang') {
+  if (toolchain !== 'gcc') {
     return { cmd: 'clang', args: [`--target=${board.clangTarget}`, '-fuse-ld=lld', ...flags] };
   }
   return { cmd: `${board.crossCompile}gcc`, args: flags };

@@ -13,6 +13,16 @@ import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { flashBudget, flashBudgetLimit, swapWords } from '../image/layout.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
+import { gunzipSync } from 'node:zlib';
+
+/**
+ * With CONFIG_XIP_DEFLATED_DATA the writable segment's load image in flash
+ * is one gzip member (from p_paddr to the end of the image) that inflates
+ * to its file bytes: rules 2, 4 and 5 take that into account.
+ */
+export function dataDeflated(config: Map<string, string>): boolean {
+  return configValue(config, 'XIP_DEFLATED_DATA') === 'y';
+}
 
 export interface RuleResult {
   id: number;
@@ -48,8 +58,6 @@ export const RAM_BUFFER_SYMBOLS = [
 ] as const;
 /** Entry points that flash code calls (register-jump trampolines into the RAM buffers): must be in flash. */
 export const FLASH_ENTRY_SYMBOLS = ['clear_page', 'copy_page', 'tlbmiss_handler_setup_pgd'] as const;
-/** Output sections that hold the RAM buffers for generated code. */
-export const RAM_TEXT_SECTIONS = ['.xip.ramtext'] as const;
 
 /**
  * Sections flagged read-only in the objects that the kernel still writes at
@@ -125,7 +133,8 @@ export function rule2(inp: RuleInputs): RuleResult {
   let found: Segment | undefined;
   for (const s of writable) {
     const inRam = r.inRam(s.vaddr) && r.inRam(s.vaddr + s.memsz - 1);
-    const loadIn = s.paddr >= r.flashBase && s.paddr + s.filesz <= imageEnd;
+    // Deflated data takes less flash than its file size: it must start inside the image.
+    const loadIn = s.paddr >= r.flashBase && (dataDeflated(inp.config) ? s.paddr < imageEnd : s.paddr + s.filesz <= imageEnd);
     if (inRam && loadIn) {
       found ??= s;
     } else {
@@ -152,7 +161,7 @@ export function rule2(inp: RuleInputs): RuleResult {
       id: 2,
       title,
       ok: true,
-      summary: `LOAD #${found.index} RAM ${hex(found.vaddr)}..${hex(found.vaddr + found.memsz)} loads from flash ${hex(found.paddr)}..${hex(found.paddr + found.filesz)} (inside ${hex(r.flashBase)}..${hex(imageEnd)})`,
+      summary: `LOAD #${found.index} RAM ${hex(found.vaddr)}..${hex(found.vaddr + found.memsz)} loads from flash ${dataDeflated(inp.config) ? `${hex(found.paddr)}.. (deflated, to the end of the image)` : `${hex(found.paddr)}..${hex(found.paddr + found.filesz)}`} (inside ${hex(r.flashBase)}..${hex(imageEnd)})`,
       details: [],
       data,
     };
@@ -183,10 +192,12 @@ export function rule3(inp: RuleInputs): RuleResult {
   const r = boardRanges(inp.board);
   const title = 'flash holds no writable data, RAM no code except the generated-code buffers';
   const elf = inp.elf;
-  const rtStart = elf.findSymbol('__xip_ramtext_start')?.value;
-  const rtEnd = elf.findSymbol('__xip_ramtext_end')?.value;
-  const inRamText = (a: number, size: number): boolean =>
-    rtStart !== undefined && rtEnd !== undefined && a >= rtStart && a + size <= rtEnd && r.inRam(a);
+  // The buffers are .xiptext input sections, which the generic DATA_DATA puts
+  // into .data: the one RAM section allowed to be executable is the one
+  // holding them.
+  const bufferAddrs = RAM_BUFFER_SYMBOLS.map((n) => elf.findSymbol(n)).flatMap((b) => (b && b.shndx !== 0 ? [b.value >>> 0] : []));
+  const holdsBuffers = (a: number, size: number): boolean => r.inRam(a) && bufferAddrs.some((b) => b >= a && b < a + size);
+  const bufferSections: string[] = [];
   const alloc = elf.sections.filter((s) => s.flags & SHF.ALLOC && s.size > 0);
   const writableInFlash: string[] = [];
   const codeInRam: string[] = [];
@@ -200,10 +211,9 @@ export function rule3(inp: RuleInputs): RuleResult {
     } else if (r.inRam(s.addr)) {
       ramCount++;
       const readOnlyOrCode = s.flags & SHF.EXECINSTR || !(s.flags & SHF.WRITE);
-      const allowed =
-        (RAM_TEXT_SECTIONS as readonly string[]).includes(s.name) ||
-        (!(s.flags & SHF.EXECINSTR) && (WRITTEN_AT_BOOT_SECTIONS as readonly string[]).includes(s.name)) ||
-        inRamText(s.addr, s.size);
+      const buffersHere = holdsBuffers(s.addr, s.size);
+      if (buffersHere) bufferSections.push(s.name);
+      const allowed = buffersHere || (!(s.flags & SHF.EXECINSTR) && (WRITTEN_AT_BOOT_SECTIONS as readonly string[]).includes(s.name));
       if (readOnlyOrCode && !allowed) codeInRam.push(what);
     }
   }
@@ -215,7 +225,7 @@ export function rule3(inp: RuleInputs): RuleResult {
     ramSections: ramCount,
     writableInFlash,
     codeOrReadOnlyInRam: codeInRam,
-    ramText: rtStart !== undefined && rtEnd !== undefined ? { start: rtStart, end: rtEnd } : null,
+    bufferSections,
     buffers,
     entries,
   };
@@ -224,7 +234,7 @@ export function rule3(inp: RuleInputs): RuleResult {
       id: 3,
       title,
       ok,
-      summary: `${flashCount} sections in flash none writable, ${ramCount} in RAM none code outside the buffers ${rtStart !== undefined ? `[${hex(rtStart)}, ${hex(rtEnd ?? 0)})` : '(.xip.ramtext)'}; ${RAM_BUFFER_SYMBOLS.length} buffers in RAM, ${FLASH_ENTRY_SYMBOLS.length} entry points in flash`,
+      summary: `${flashCount} sections in flash none writable, ${ramCount} in RAM none code but ${bufferSections.join(', ') || 'none'}, which holds the generated-code buffers; ${RAM_BUFFER_SYMBOLS.length} buffers in RAM, ${FLASH_ENTRY_SYMBOLS.length} entry points in flash`,
       details: [],
       data,
     };
@@ -262,7 +272,9 @@ export function rule4(inp: RuleInputs): RuleResult {
       if (s.vaddr + s.memsz > KSEG1) problems.push(`LOAD #${s.index} runs to ${hex(s.vaddr + s.memsz)}, past the ${hex(KSEG1)} segment boundary`);
     }
     if (s.filesz > 0 && r.inFlash(s.paddr)) {
-      flashLoadEnd = Math.max(flashLoadEnd, s.paddr + s.filesz);
+      // Deflated data ends where the image ends: only its start counts here.
+      const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
+      flashLoadEnd = Math.max(flashLoadEnd, deflatedData ? s.paddr : s.paddr + s.filesz);
       if (s.paddr - r.flashBase < b.shimSize) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} overlaps the shim area [${hex(r.flashBase)}, ${hex(r.flashBase + b.shimSize)})`);
     }
   }
@@ -321,6 +333,29 @@ export function rule5(inp: RuleInputs): RuleResult {
     if (!r.inFlash(s.paddr)) {
       problems.push(`LOAD #${s.index} loads at ${hex(s.paddr)}, outside the flash window: it cannot be in the image`);
       compared.push({ index: s.index, imageOffset: off, bytes: 0, firstMismatch: null });
+      continue;
+    }
+    if (dataDeflated(inp.config) && s.flags & PF.W) {
+      // The rest of the image from p_paddr on is a gzip member of the segment's bytes.
+      const want = inp.elf.segmentData(s);
+      let got: Uint8Array | undefined;
+      let why = '';
+      try {
+        got = gunzipSync(img.subarray(off));
+      } catch (e) {
+        why = (e as Error).message;
+      }
+      const first = got === undefined ? 0 : want.findIndex((b, i) => got[i] !== b);
+      const equal = got !== undefined && got.length === want.length && first < 0;
+      compared.push({ index: s.index, imageOffset: off, bytes: want.length, firstMismatch: equal ? null : off });
+      total += want.length;
+      if (!equal) {
+        problems.push(
+          got === undefined
+            ? `LOAD #${s.index}: the image from ${hex(off)} is not a gzip member (${why}), though CONFIG_XIP_DEFLATED_DATA=y`
+            : `LOAD #${s.index}: the deflated data at ${hex(off)} inflates to ${got.length} bytes, vmlinux has ${want.length}${first >= 0 ? `, first difference at byte ${hex(first)}` : ''}`,
+        );
+      }
       continue;
     }
     if (off + s.filesz > img.length) {
