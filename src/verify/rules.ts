@@ -60,11 +60,22 @@ export const RAM_BUFFER_SYMBOLS = [
 export const FLASH_ENTRY_SYMBOLS = ['clear_page', 'copy_page', 'tlbmiss_handler_setup_pgd'] as const;
 
 /**
+ * ld.lld always emits a MIPS .got, flagged writable, holding only its two
+ * reserved words when nothing is position-independent; a non-PIC kernel
+ * never writes them. Any bigger .got in flash fails rule 3.
+ */
+export const MAX_UNUSED_GOT_BYTES = 8;
+
+/**
  * Sections flagged read-only in the objects that the kernel still writes at
  * boot, so they belong in RAM: trap_init() sorts __dbe_table in place.
  */
 export const WRITTEN_AT_BOOT_SECTIONS = ['__dbe_table'] as const;
-/** Options that patch kernel text at run time: must be off under XIP. */
+/**
+ * Options that patch kernel text at run time, or assume it is in RAM: must be
+ * off under XIP. (The BPF JIT is not among them: it writes its programs into
+ * vmalloc memory and calls helpers through a register.)
+ */
 export const TEXT_PATCHING_OPTIONS = [
   'CONFIG_JUMP_LABEL',
   'CONFIG_KPROBES',
@@ -72,7 +83,8 @@ export const TEXT_PATCHING_OPTIONS = [
   'CONFIG_FUNCTION_TRACER',
   'CONFIG_DYNAMIC_FTRACE',
   'CONFIG_KGDB',
-  'CONFIG_BPF_JIT',
+  'CONFIG_KEXEC',
+  'CONFIG_CRASH_DUMP',
 ] as const;
 /** The shim's magic word at image offset 0x18 ('XIPS' in little-endian byte order). */
 export const SHIM_MAGIC = 0x53504958;
@@ -207,7 +219,7 @@ export function rule3(inp: RuleInputs): RuleResult {
     const what = `${s.name || `section ${s.index}`} ${hex(s.addr)} size ${hex(s.size)} flags ${s.flags & SHF.WRITE ? 'W' : ''}A${s.flags & SHF.EXECINSTR ? 'X' : ''}`;
     if (r.inFlash(s.addr)) {
       flashCount++;
-      if (s.flags & SHF.WRITE) writableInFlash.push(what);
+      if (s.flags & SHF.WRITE && !(s.name === '.got' && s.size <= MAX_UNUSED_GOT_BYTES)) writableInFlash.push(what);
     } else if (r.inRam(s.addr)) {
       ramCount++;
       const readOnlyOrCode = s.flags & SHF.EXECINSTR || !(s.flags & SHF.WRITE);
