@@ -3,12 +3,15 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { getBoard } from '../src/boards/index.ts';
 import { makeContext } from '../src/context.ts';
 import { parseElf } from '../src/elf/elf32.ts';
 import { XipError } from '../src/errors.ts';
 import {
   assemble,
+  assembleFlash,
+  checkXipImage,
   checkFits,
   describeLayout,
   flashBudget,
@@ -175,5 +178,47 @@ describe('boot shim build', () => {
     );
     assert.equal(existsSync(join(shimDir, 'shim.bin.tmp')), false, 'shim.bin.tmp removed');
     assert.equal(existsSync(join(shimDir, 'shim.bin')), false);
+  });
+});
+
+describe("the kernel's xipImage against vmlinux (checkXipImage)", () => {
+  const elf = parseElf(buildElf(xipKernelSpec('little')).bytes, 'synthetic');
+  const placed = placeSegments(elf, malta);
+  const base = malta.xipPhys - malta.flashPhys;
+  const cut = new Uint8Array(imageEnd(placed) - base);
+  for (const p of placed) cut.set(elf.segmentData(p.segment), p.offset - base);
+  const split = elf.findSymbol('__data_loc')!.value - (0x80000000 + malta.xipPhys);
+  const gunzip = (b: Uint8Array) => new Uint8Array(gunzipSync(b));
+  const withData = (data: Uint8Array) => {
+    const out = new Uint8Array(split + data.length);
+    out.set(cut.subarray(0, split));
+    out.set(data, split);
+    return out;
+  };
+
+  it('takes an xipImage equal to the load segments as they are', () => {
+    const k = checkXipImage(elf, placed, cut, malta, gunzip);
+    assert.equal(k.deflated, false);
+    assert.equal(k.bytes.length, cut.length);
+  });
+
+  it('takes deflated data that inflates to exactly the data segment', () => {
+    const k = checkXipImage(elf, placed, withData(gzipSync(cut.subarray(split))), malta, gunzip);
+    assert.equal(k.deflated, true);
+    const flash = assembleFlash(fakeShim(0x9e001100), k.bytes, malta);
+    assert.equal(flash.length, (base + k.bytes.length + 3) & ~3);
+  });
+
+  it('refuses one byte of text changed, naming the flash address', () => {
+    const bad = new Uint8Array(cut);
+    bad[0x40]! ^= 1;
+    assert.throws(() => checkXipImage(elf, placed, bad, malta, gunzip), (e: unknown) => e instanceof XipError && /differs from synthetic at byte 64 \(flash address 0x1e001040\)/.test(e.message));
+  });
+
+  it('refuses deflated data that inflates to something else, or is no gzip member', () => {
+    const other = new Uint8Array(cut.subarray(split));
+    other[5]! ^= 0xff;
+    assert.throws(() => checkXipImage(elf, placed, withData(gzipSync(other)), malta, gunzip), /does not inflate to vmlinux's data/);
+    assert.throws(() => checkXipImage(elf, placed, withData(new Uint8Array(40).fill(7)), malta, gunzip), /neither vmlinux's data nor a gzip member/);
   });
 });

@@ -57,7 +57,7 @@ describe(`XIP kernel series checks (${CONFIG}, ${toolchain})`, { timeout: 60 * 6
     const cfg = parseConfig(readFileSync(ctx.dotConfig, 'utf8'));
     for (const sym of ['XIP_KERNEL', 'XIP_DEFLATED_DATA', 'KALLSYMS_ALL', 'MTD_PHYSMAP_OF', 'MTD_CFI_INTELEXT', 'MODVERSIONS']) assert.equal(cfg.get(sym), 'y', sym);
     // MODVERSIONS: the stubs are exported with a CRC, the RAM buffers not at all.
-    const symvers = readFileSync(join(ctx.kbuildDir, 'Module.symvers'), 'utf8');
+    const symvers = readFileSync(join(ctx.kbuildDir, 'vmlinux.symvers'), 'utf8');
     for (const f of ['clear_page', 'copy_page', 'tlbmiss_handler_setup_pgd']) assert.match(symvers, new RegExp(`^0x(?!0{8}\t)[0-9a-f]{8}\t${f}\tvmlinux\t`, 'm'), f);
     assert.doesNotMatch(symvers, /\t(clear|copy)_page_ram\t/);
     // The kernel is linked into the CFI flash device's window, not the reset-vector copy.

@@ -245,7 +245,7 @@ export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xi
   const name = 'arch/mips/boot/xipImage';
   if (xipImage.length === dataRaw + split) {
     const d = firstDiff(xipImage, cut, xipImage.length);
-    if (d >= 0) throw new XipError(`${name} differs from ${elf.name} at byte ${d} (flash ${hex(flashBase + base + d)}): rebuild the kernel (make kernel)`);
+    if (d >= 0) throw new XipError(`${name} differs from ${elf.name} at byte ${d} (flash address ${hex(board.flashPhys + base + d)}): rebuild the kernel (make kernel)`);
     return { bytes: xipImage, deflated: false, dataRaw };
   }
   const d = firstDiff(xipImage, cut, split);
