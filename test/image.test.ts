@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { getBoard } from '../src/boards/index.ts';
 import { makeContext } from '../src/context.ts';
 import { parseElf } from '../src/elf/elf32.ts';
@@ -183,12 +183,15 @@ describe('boot shim build', () => {
 
 describe("the kernel's xipImage against vmlinux (checkXipImage)", () => {
   const elf = parseElf(buildElf(xipKernelSpec('little')).bytes, 'synthetic');
+  // The same kernel built with CONFIG_XIP_DEFLATED_DATA: the inflater is linked in.
+  const deflSpec = xipKernelSpec('little');
+  deflSpec.symbols!.push({ name: '__inflate_kernel_data', value: 0x9e001200, type: 2, size: 0x40, section: '.text' });
+  const elfD = parseElf(buildElf(deflSpec).bytes, 'synthetic');
   const placed = placeSegments(elf, malta);
   const base = malta.xipPhys - malta.flashPhys;
   const cut = new Uint8Array(imageEnd(placed) - base);
   for (const p of placed) cut.set(elf.segmentData(p.segment), p.offset - base);
   const split = elf.findSymbol('__data_loc')!.value - (0x80000000 + malta.xipPhys);
-  const gunzip = (b: Uint8Array) => new Uint8Array(gunzipSync(b));
   const withData = (data: Uint8Array) => {
     const out = new Uint8Array(split + data.length);
     out.set(cut.subarray(0, split));
@@ -196,29 +199,42 @@ describe("the kernel's xipImage against vmlinux (checkXipImage)", () => {
     return out;
   };
 
-  it('takes an xipImage equal to the load segments as they are', () => {
-    const k = checkXipImage(elf, placed, cut, malta, gunzip);
+  it('takes an xipImage equal to the load segments; the flash image holds it at XIP_PHYS_ADDR, erased around, swapped', () => {
+    const k = checkXipImage(elf, placed, cut, malta);
     assert.equal(k.deflated, false);
-    assert.equal(k.bytes.length, cut.length);
+    const flash = assembleFlash(fakeShim(0x9e001100), k.bytes, malta);
+    const plain = new Uint8Array(flash);
+    swapWords(plain, malta.loaderSwapBytes);
+    assert.deepEqual(plain.subarray(base, base + cut.length), cut);
+    assert.equal(plain[0x300], 0xff, 'erased between shim and kernel');
+    assert.equal(new DataView(plain.buffer).getUint32(0x20, true), 0x9e001100, 'shim header');
   });
 
-  it('takes deflated data that inflates to exactly the data segment', () => {
-    const k = checkXipImage(elf, placed, withData(gzipSync(cut.subarray(split))), malta, gunzip);
+  it('takes deflated data that inflates to exactly the data segment, when the kernel has the inflater', () => {
+    const k = checkXipImage(elfD, placed, withData(gzipSync(cut.subarray(split))), malta);
     assert.equal(k.deflated, true);
-    const flash = assembleFlash(fakeShim(0x9e001100), k.bytes, malta);
-    assert.equal(flash.length, (base + k.bytes.length + 3) & ~3);
   });
 
   it('refuses one byte of text changed, naming the flash address', () => {
     const bad = new Uint8Array(cut);
     bad[0x40]! ^= 1;
-    assert.throws(() => checkXipImage(elf, placed, bad, malta, gunzip), (e: unknown) => e instanceof XipError && /differs from synthetic at byte 64 \(flash address 0x1e001040\)/.test(e.message));
+    assert.throws(() => checkXipImage(elf, placed, bad, malta), (e: unknown) => e instanceof XipError && /differs from synthetic at byte 64 \(flash address 0x1e001040\)/.test(e.message));
   });
 
-  it('refuses deflated data that inflates to something else, or is no gzip member', () => {
+  it('refuses a cut-short xipImage by its length, and deflated data for a kernel without the inflater', () => {
+    assert.throws(() => checkXipImage(elf, placed, cut.subarray(0, cut.length - 8), malta), /is \d+ bytes, vmlinux says \d+/);
+    assert.throws(() => checkXipImage(elf, placed, withData(gzipSync(cut.subarray(split))), malta), /vmlinux says/);
+  });
+
+  it('refuses deflated data that differs, is no gzip member, carries a file name, or has bytes after it', () => {
     const other = new Uint8Array(cut.subarray(split));
     other[5]! ^= 0xff;
-    assert.throws(() => checkXipImage(elf, placed, withData(gzipSync(other)), malta, gunzip), /does not inflate to vmlinux's data/);
-    assert.throws(() => checkXipImage(elf, placed, withData(new Uint8Array(40).fill(7)), malta, gunzip), /neither vmlinux's data nor a gzip member/);
+    assert.throws(() => checkXipImage(elfD, placed, withData(gzipSync(other)), malta), /differs from vmlinux's at _sdata\+5/);
+    assert.throws(() => checkXipImage(elfD, placed, withData(new Uint8Array(40).fill(7)), malta), /not the gzip member the kernel reads/);
+    const named = new Uint8Array(gzipSync(cut.subarray(split)));
+    named[3] = 8; // FNAME: the kernel's inflater refuses any header flag
+    assert.throws(() => checkXipImage(elfD, placed, withData(named), malta), /no gzip header 1f 8b 08 00/);
+    const trailing = new Uint8Array([...gzipSync(cut.subarray(split)), 0, 0]);
+    assert.throws(() => checkXipImage(elfD, placed, withData(trailing), malta), /2 bytes follow the member/);
   });
 });

@@ -44,6 +44,7 @@ describe('the patch series with the sender identity (xip series)', () => {
       const head = readFileSync(f, 'utf8').split('\n---\n')[0]!;
       assert.match(head, new RegExp(`^From: ${ME}$`, 'm'), f);
       assert.doesNotMatch(head, new RegExp(SERIES_IDENTITY.replace(/[.<>]/g, '\\$&')), f);
+      assert.doesNotMatch(head, /mips-xip-kernel developers/, f);
     }
   });
 
@@ -57,6 +58,18 @@ describe('the patch series with the sender identity (xip series)', () => {
     const out = join(tmp, 'bad');
     assert.throws(() => exportSeries(join(REPO_ROOT, 'kernel', 'patches'), out, 'ada@example.org'), /is not 'Full Name <user@example.org>'/);
     assert.throws(() => readdirSync(out), /ENOENT/);
+  });
+
+  it('replaces a previous series, but never a directory holding anything else', () => {
+    const out = join(tmp, 'again');
+    exportSeries(join(REPO_ROOT, 'kernel', 'patches'), out, ME);
+    exportSeries(join(REPO_ROOT, 'kernel', 'patches'), out, 'Grace Hopper <grace@example.org>');
+    assert.match(readFileSync(join(out, '0000-cover-letter.patch'), 'utf8'), /^Grace Hopper \(\d+\):$/m);
+    const mine = join(tmp, 'mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'notes.txt'), 'keep me');
+    assert.throws(() => exportSeries(join(REPO_ROOT, 'kernel', 'patches'), mine, ME), /holds other files \(notes.txt\)/);
+    assert.equal(readFileSync(join(mine, 'notes.txt'), 'utf8'), 'keep me');
   });
 
   it('a directory without patches is one clear error', () => {

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { kseg0 } from '../boards/board.ts';
 import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
@@ -43,7 +42,7 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   const placements = placeSegments(elf, ctx.board);
   const xipPath = xipImagePath(ctx);
   if (!existsSync(xipPath)) throw badInput(`${xipPath} is missing: the kernel was built without the xipImage target; run make kernel`);
-  const kernel = checkXipImage(elf, placements, new Uint8Array(readFileSync(xipPath)), ctx.board, (b) => new Uint8Array(gunzipSync(b)));
+  const kernel = checkXipImage(elf, placements, new Uint8Array(readFileSync(xipPath)), ctx.board);
   const flashBase = kseg0(ctx.board.flashPhys);
   const textEnd = placements.reduce((m, p) => {
     const exec = (p.segment.flags & PF.X) !== 0;

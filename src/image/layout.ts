@@ -2,6 +2,23 @@ import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
 import { hex as hexWord, renderTable } from '../text.ts';
+import { inflateRawSync } from 'node:zlib';
+
+/**
+ * The gzip member at the start of `bytes` as the kernel's
+ * deflate-xip-data.sh writes it and __inflate_kernel_data() reads it
+ * (gzip -n: a 10-byte header, flags 0), inflated. At most `slack` bytes
+ * may follow its 8-byte trailer (a flash image's padding to a whole word).
+ * Throws with the reason.
+ */
+export function inflateMember(bytes: Uint8Array, slack = 0): Uint8Array {
+  if (bytes.length < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8 || bytes[3] !== 0) throw new Error('no gzip header 1f 8b 08 00 (the kernel reads no optional fields)');
+  const r = inflateRawSync(bytes.subarray(10), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+  const rest = bytes.length - (10 + r.engine.bytesWritten + 8);
+  if (rest < 0) throw new Error('the member has no trailer');
+  if (rest > slack) throw new Error(`${rest} bytes follow the member`);
+  return new Uint8Array(r.buffer);
+}
 
 /**
  * Flash image layout: where each part of an XIP vmlinux goes in the flash
@@ -229,7 +246,7 @@ export interface KernelFlash {
  * exactly the data segment. Returns what to put in flash; throws naming
  * the first difference.
  */
-export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xipImage: Uint8Array, board: Board, gunzip: (b: Uint8Array) => Uint8Array): KernelFlash {
+export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xipImage: Uint8Array, board: Board): KernelFlash {
   const base = board.xipPhys - board.flashPhys;
   const end = imageEnd(placements);
   const cut = new Uint8Array(end - base);
@@ -243,23 +260,30 @@ export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xi
     return -1;
   };
   const name = 'arch/mips/boot/xipImage';
-  if (xipImage.length === dataRaw + split) {
+  if (sym(elf, '_text') !== flashBase + base) {
+    throw new XipError(`${elf.name} is linked at ${hex(sym(elf, '_text'))}, not at ${board.name}'s XIP address ${hex(flashBase + base)}: set CONFIG_XIP_PHYS_ADDR=${hex(board.xipPhys)}`);
+  }
+  // The kernel says which form it expects: the inflater is linked in only with CONFIG_XIP_DEFLATED_DATA.
+  const deflated = elf.findSymbol('__inflate_kernel_data') !== undefined;
+  if (!deflated) {
+    if (xipImage.length !== split + dataRaw) throw new XipError(`${name} is ${xipImage.length} bytes, vmlinux says ${split + dataRaw}: rebuild the kernel (make kernel)`);
     const d = firstDiff(xipImage, cut, xipImage.length);
     if (d >= 0) throw new XipError(`${name} differs from ${elf.name} at byte ${d} (flash address ${hex(board.flashPhys + base + d)}): rebuild the kernel (make kernel)`);
     return { bytes: xipImage, deflated: false, dataRaw };
   }
-  const d = firstDiff(xipImage, cut, split);
+  const d = firstDiff(xipImage, cut, Math.min(split, xipImage.length));
   if (xipImage.length < split || d >= 0) {
-    throw new XipError(`${name} (${xipImage.length} bytes) does not match ${elf.name}${d >= 0 ? ` at byte ${d}` : ''}: rebuild the kernel (make kernel)`);
+    throw new XipError(`${name} (${xipImage.length} bytes) does not match ${elf.name}${d >= 0 ? ` at byte ${d}` : ` (it ends before __data_loc at ${split})`}: rebuild the kernel (make kernel)`);
   }
   let data: Uint8Array;
   try {
-    data = gunzip(xipImage.subarray(split));
+    data = inflateMember(xipImage.subarray(split));
   } catch (e) {
-    throw new XipError(`${name}: the data after __data_loc is neither vmlinux's data nor a gzip member (${(e as Error).message}): rebuild the kernel (make kernel)`);
+    throw new XipError(`${name}: the deflated data at __data_loc is not the gzip member the kernel reads (${(e as Error).message}): rebuild the kernel (make kernel)`);
   }
-  const dd = data.length === dataRaw ? firstDiff(data, cut.subarray(split), dataRaw) : 0;
-  if (dd >= 0) throw new XipError(`${name}: its deflated data does not inflate to vmlinux's data (${data.length} of ${dataRaw} bytes, first difference at ${dd}): rebuild the kernel`);
+  if (data.length !== dataRaw) throw new XipError(`${name}: its deflated data inflates to ${data.length} bytes, vmlinux's data is ${dataRaw}: rebuild the kernel`);
+  const dd = firstDiff(data, cut.subarray(split), dataRaw);
+  if (dd >= 0) throw new XipError(`${name}: its deflated data differs from vmlinux's at _sdata+${dd}: rebuild the kernel`);
   return { bytes: xipImage, deflated: true, dataRaw };
 }
 

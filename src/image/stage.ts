@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
-import { buildImage, type ImageReport } from './index.ts';
+import { buildImage, xipImagePath, type ImageReport } from './index.ts';
 import { shimSources } from './shim.ts';
 
 /** Where the image build leaves its report (layout map, sizes), read back when up to date. */
@@ -34,6 +34,8 @@ export async function imageStage(
     force: o.force,
     inputs: (h) => {
       h.file('vmlinux', ctx.vmlinux);
+      // What goes into flash: deflate-xip-data.sh or KGZIP may change it with vmlinux unchanged.
+      h.file('xipImage', xipImagePath(ctx));
       for (const f of shimSources(ctx.repo)) h.file(f.slice(ctx.repo.length + 1), f);
       h.value('board', JSON.stringify(ctx.board));
       h.value('toolchain', ctx.toolchain);

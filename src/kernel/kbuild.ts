@@ -24,7 +24,7 @@ export function kernelTargets(ctx: BuildContext): string[] {
 export function kernelOutputs(ctx: BuildContext): string[] {
   const out = [ctx.vmlinux, ctx.dotConfig];
   if (ctx.variant === 'stock') out.push(vmlinuzPath(ctx));
-  else out.push(join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'xipImage'));
+  else out.push(join(ctx.kbuildDir, 'arch', ctx.board.arch, 'boot', 'xipImage'));
   return out;
 }
 

@@ -29,6 +29,7 @@ const PART_OF: Record<string, string> = {
   'init (rest)': 'init',
   initramfs: 'initramfs',
   'data image (to RAM)': 'data image',
+  'data image (deflated)': 'data image',
 };
 
 export function flashUse(report: ImageReport): FlashUse {

@@ -10,10 +10,9 @@
  */
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
-import { flashBudget, flashBudgetLimit, swapWords } from '../image/layout.ts';
+import { flashBudget, flashBudgetLimit, inflateMember, swapWords } from '../image/layout.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
-import { inflateRawSync } from 'node:zlib';
 
 /**
  * With CONFIG_XIP_DEFLATED_DATA the writable segment's load image in flash
@@ -24,20 +23,7 @@ export function dataDeflated(config: Map<string, string>): boolean {
   return configValue(config, 'XIP_DEFLATED_DATA') === 'y';
 }
 
-/**
- * The gzip member at the start of `bytes` as deflate-xip-data.sh writes it
- * (gzip -n: a 10-byte header, no optional fields), inflated; what follows
- * its 8-byte trailer may only be the image's padding to a whole word.
- * Throws with the reason.
- */
-export function inflateMember(bytes: Uint8Array): Uint8Array {
-  if (bytes.length < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8 || bytes[3] !== 0) throw new Error('no gzip header (1f 8b 08 00)');
-  const r = inflateRawSync(bytes.subarray(10), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-  const rest = bytes.length - (10 + r.engine.bytesWritten + 8);
-  if (rest < 0) throw new Error('the member has no trailer');
-  if (rest > 3) throw new Error(`${rest} bytes follow the member`);
-  return new Uint8Array(r.buffer);
-}
+export { inflateMember };
 
 export interface RuleResult {
   id: number;
@@ -368,7 +354,8 @@ export function rule5(inp: RuleInputs): RuleResult {
       let got: Uint8Array | undefined;
       let why = '';
       try {
-        got = inflateMember(img.subarray(off));
+        // The image is padded to a whole word after the member.
+        got = inflateMember(img.subarray(off), 3);
       } catch (e) {
         why = (e as Error).message;
       }
