@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getBoard, type Board } from './boards/index.ts';
+import { getBoard, type Board, type Loader } from './boards/index.ts';
+import { readFlashMap } from './boards/flashmap.ts';
 import { badInput } from './errors.ts';
+import { sha256 } from './fsutil.ts';
 
 export const VARIANTS = ['xip', 'stock'] as const;
 export const TOOLCHAINS = ['clang', 'gcc', 'llvm'] as const;
@@ -10,10 +12,11 @@ export type Variant = (typeof VARIANTS)[number];
 export type Toolchain = (typeof TOOLCHAINS)[number];
 
 /** What a build is when nothing is said: the CLI shows these as its defaults. */
-export const DEFAULTS = { board: 'malta', variant: 'xip', toolchain: 'clang' } as const satisfies {
+export const DEFAULTS = { board: 'malta', variant: 'xip', toolchain: 'clang', loader: 'shim' } as const satisfies {
   board: string;
   variant: Variant;
   toolchain: Toolchain;
+  loader: Loader;
 };
 
 /** Root of this repository (the folder holding package.json). */
@@ -32,11 +35,13 @@ export interface BuildContext {
   config: string;
   variant: Variant;
   toolchain: Toolchain;
+  /** What boots the kernel (board.loader): the shim or U-Boot. */
+  loader: Loader;
   /** Userspace profile in the initramfs (src/userspace/profiles.ts). */
   userspace: string;
   /** Staged rootfs directory (LWRT_ROOTFS) embedded by the 'rootfs' profile, absolute. */
   rootfs?: string;
-  /** build/<board>/<config>/<variant>-<toolchain>[-<userspace>, unless it is the config's default] */
+  /** build/<board>/<config>/<variant>-<toolchain>[-<userspace>, unless it is the config's default][-uboot][-map-<hash of a --flash-map>] */
   variantDir: string;
   /** O= directory of the kernel build. */
   kbuildDir: string;
@@ -56,6 +61,9 @@ export interface ContextOptions {
   config?: string;
   variant?: string;
   toolchain?: string;
+  loader?: string;
+  /** A flash map file (JSON partitions) instead of the board's map for the loader. */
+  flashMap?: string;
   userspace?: string;
   /** LWRT_ROOTFS: a staged rootfs; selects the router config and the 'rootfs' profile unless they are given. */
   rootfs?: string;
@@ -80,7 +88,8 @@ const isOneOf = <T extends string>(values: readonly T[], v: string): v is T => (
  * the callers that pass strings of their own (measure, bench, tests).
  */
 export function makeContext(opts: ContextOptions = {}): BuildContext {
-  const board = getBoard(opts.board ?? DEFAULTS.board);
+  const custom = opts.flashMap !== undefined && opts.flashMap !== '' ? readFlashMap(resolve(opts.flashMap)) : undefined;
+  const board = getBoard(opts.board ?? DEFAULTS.board, opts.loader ?? DEFAULTS.loader, custom);
   const variant = opts.variant ?? DEFAULTS.variant;
   if (!isOneOf(VARIANTS, variant)) {
     throw badInput(`unknown variant '${variant}': use ${VARIANTS.join(' or ')}`);
@@ -99,7 +108,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
   if (!/^[a-z0-9_-]+$/.test(userspace)) {
     throw badInput(`userspace '${userspace}': give a profile name (lower-case letters, digits, - and _)`);
   }
-  const suffix = userspace === defaultUserspace(board, config) ? '' : `-${userspace}`;
+  const suffix = (userspace === defaultUserspace(board, config) ? '' : `-${userspace}`) + (board.loader === DEFAULTS.loader ? '' : `-${board.loader}`) + (custom ? `-map-${sha256(JSON.stringify(custom)).slice(0, 8)}` : '');
   const variantDir = join(buildDir, board.name, config.replace(/_defconfig$/, ''), `${variant}-${toolchain}${suffix}`);
   const kbuildDir = join(variantDir, 'kbuild');
   return {
@@ -109,6 +118,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
     config,
     variant,
     toolchain,
+    loader: board.loader,
     userspace,
     rootfs,
     variantDir,

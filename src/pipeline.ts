@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { defaultUserspace, defconfigPath, makeContext, type BuildContext } from './context.ts';
+import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, type BuildContext } from './context.ts';
 import { badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info } from './log.ts';
@@ -18,7 +18,9 @@ import {
 } from './kernel/source.ts';
 import type { ImageReport } from './image/index.ts';
 import { imageStage } from './image/stage.ts';
-import { boot, type BootResult } from './qemu/runner.ts';
+import { boot, type BootResult, type DialogStep } from './qemu/runner.ts';
+import { kseg0, type Board } from './boards/board.ts';
+import { kernelCmdline, kernelPartition } from './boards/flashmap.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
 import { bootExpectation, getProfile, type BootSession } from './userspace/profiles.ts';
@@ -148,7 +150,7 @@ export async function kernelStage(
         s.update('kernel source changed: cleaning the build directory');
         rmSync(ctx.kbuildDir, { recursive: true, force: true });
       }
-      if (await seedKbuild(ctx, src.originHash)) s.update('seeded from the default userspace build: relinking');
+      if (await seedKbuild(ctx, src.originHash)) s.update('seeded from the default userspace and loader build: relinking');
       mkdirSync(ctx.kbuildDir, { recursive: true });
       // The stamp is gone while this runs; the outputs go too, so a build
       // that is interrupted or fails leaves no vmlinux that the next make
@@ -183,10 +185,10 @@ export async function kernelStage(
 }
 
 /**
- * A profile other than the config's default starts its kbuild directory as a
- * copy (mtimes kept) of the default profile's finished build of the same
- * config, variant and toolchain, so make only rebuilds the initramfs and
- * relinks. Only a finished build (kernel stamp present, same kernel source)
+ * A profile other than the config's default, or another loader, starts its
+ * kbuild directory as a copy (mtimes kept) of the default profile's shim
+ * build of the same config, variant and toolchain, so make only rebuilds
+ * the initramfs or what depends on CONFIG_XIP_PHYS_ADDR, and relinks. Only a finished build (kernel stamp present, same kernel source)
  * is copied; the copy goes to a temporary name and is renamed into place,
  * and it is dropped if that build changed while it was copied.
  */
@@ -198,6 +200,7 @@ export async function seedKbuild(ctx: BuildContext, originHash: string): Promise
     variant: ctx.variant,
     toolchain: ctx.toolchain,
     userspace: defaultUserspace(ctx.board, ctx.config),
+    loader: DEFAULTS.loader,
     buildDir: ctx.buildDir,
   });
   if (base.variantDir === ctx.variantDir) return false;
@@ -260,7 +263,9 @@ export interface BootBuiltOptions {
 
 /**
  * Boot what was built for ctx: the stock vmlinux with -kernel, the xip
- * variant only from its flash image (-bios). The one way every command
+ * variant only from its flash image: -bios with the shim, or, with U-Boot,
+ * a copy of the image as the CFI chip (-drive if=pflash) and a lab script
+ * at U-Boot's prompt (ubootDialog). The one way every command
  * boots a build (`xip boot`, `xip run`, measure, soak, the router test):
  * the profile's markers and timeout, and its host-side session, which the
  * runner streams the console to.
@@ -274,18 +279,34 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   }
   // The profile's host side (router: its NIC, and a power-off request once it is up);
   // an interactive run gets the NIC but leaves the guest running for the user.
+  let pflash: string | undefined;
+  let dialog: DialogStep[] | undefined;
+  const markers = [...expect.markers];
+  if (ctx.variant === 'xip' && ctx.board.loader === 'uboot') {
+    const need = ctx.board.uboot!.memMiB;
+    if (o.memMiB !== need || o.memKiB !== undefined) {
+      throw badInput(`U-Boot on ${ctx.board.name} needs ${need} MiB of RAM (it assumes that much; with less it hangs): boot with --mem ${need}, or build with LOADER=shim for smaller RAM`);
+    }
+    // A copy per boot: what the guest writes to its flash stays in the copy, not in the build.
+    pflash = join(ctx.variantDir, 'flash-run.bin');
+    copyFileSync(ctx.imagePath, pflash);
+    dialog = ubootDialog(ctx.board, o.memMiB);
+    markers.unshift(...UBOOT_MARKERS);
+  }
   const session = o.session ?? (await expect.bootSession?.(ctx.board));
   try {
     return await boot({
       board: ctx.board,
       variant: ctx.variant,
       kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
-      bios: ctx.variant === 'stock' ? undefined : ctx.imagePath,
+      bios: ctx.variant === 'stock' || pflash !== undefined ? undefined : ctx.imagePath,
+      pflash,
+      dialog,
       memMiB: o.memMiB,
       memKiB: o.memKiB,
       log: o.log ?? ctx.bootLog,
       timeoutMs: o.timeoutMs ?? expect.bootTimeoutMs,
-      markers: [...expect.markers],
+      markers,
       interactive: o.interactive,
       extraArgs: [...(session?.extraArgs ?? []), ...(o.extraArgs ?? [])],
       onLine: session && !o.interactive ? (line) => session.onLine(line) : undefined,
@@ -293,6 +314,24 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   } finally {
     await session?.close();
   }
+}
+
+/** What a boot through U-Boot shows first, in order: its banner, then bootm running the kernel in place. */
+export const UBOOT_MARKERS = ['U-Boot 20', 'XIP Kernel Image'] as const;
+
+/**
+ * The lab script at the stock U-Boot's prompt, as an engineer types it at
+ * a vendor's bootloader: the kernel command line (with mem=, because this
+ * U-Boot passes memsize in MiB where Linux on malta reads bytes, and the
+ * flash map as mtdparts), then bootm of the kernel partition.
+ */
+export function ubootDialog(board: Board, memMiB: number): DialogStep[] {
+  const prompt = board.uboot!.prompt;
+  const kernel = kseg0(board.flashPhys + kernelPartition(board).offset);
+  return [
+    { expect: prompt, send: `setenv bootargs '${kernelCmdline(board)} mem=${memMiB}M'\n` },
+    { expect: prompt, send: `bootm 0x${kernel.toString(16)}\n` },
+  ];
 }
 
 /** Stage 4 (xip only): boot shim + flash image, published as build/out/xip-bios.bin. */

@@ -32,6 +32,11 @@ export interface RunOptions {
   inheritStdin?: boolean;
   /** Called with every raw output chunk as it arrives (e.g. to echo it to a terminal). */
   onData?: (chunk: Buffer) => void;
+  /**
+   * Keep standard input open and hand over a function that writes to it
+   * (a lab script typing at a console); ignored when `input` is set.
+   */
+  interact?: (send: (text: string) => void) => void;
 }
 
 export interface RunResult {
@@ -129,7 +134,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: [opts.input !== undefined ? 'pipe' : opts.inheritStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'],
+      stdio: [opts.input !== undefined || opts.interact ? 'pipe' : opts.inheritStdin ? 'inherit' : 'ignore', 'pipe', 'pipe'],
       detached: true, // own process group, so a timeout kills make's children too
     });
     live.add(child);
@@ -168,6 +173,13 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else if (opts.interact && child.stdin) {
+      const stdin = child.stdin;
+      stdin.on('error', () => undefined); // the process may end before it reads what was typed
+      opts.interact((text) => {
+        if (!stdin.destroyed) stdin.write(text);
+      });
+    }
 
     child.on('error', (err: NodeJS.ErrnoException) => {
       live.delete(child);

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { getBoard } from '../src/boards/index.ts';
+import { partitionOf } from '../src/boards/board.ts';
 import { makeContext } from '../src/context.ts';
 import { parseElf } from '../src/elf/elf32.ts';
 import { XipError } from '../src/errors.ts';
 import {
-  assemble,
   assembleFlash,
   checkXipImage,
   checkFits,
@@ -30,6 +30,17 @@ const tmp = mkdtempSync(join(tmpdir(), 'image-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A shim-shaped blob: magic at 0x18, jump target at 0x20, as firmware/shim/shim.S lays it out. */
+/** The flash image from a loader blob and the kernel's flash bytes, by malta's shim map. */
+function flashOf(loader: Uint8Array, kernel: Uint8Array, board = malta): Uint8Array {
+  return assembleFlash(
+    [
+      { partition: partitionOf(board.partitions, 'loader')!, bytes: loader },
+      { partition: partitionOf(board.partitions, 'kernel')!, bytes: kernel },
+    ],
+    board,
+  );
+}
+
 function fakeShim(entry: number): Uint8Array {
   const shim = new Uint8Array(0x220);
   const dv = new DataView(shim.buffer);
@@ -52,7 +63,11 @@ describe('flash image layout', () => {
   it('assembles an image that `xip verify` accepts, swapped over exactly the loader range', () => {
     const p = placeSegments(elf, malta);
     const entry = elf.findSymbol('kernel_entry')!.value;
-    const image = assemble(elf, p, fakeShim(entry), malta);
+    const base = malta.xipPhys - malta.flashPhys;
+    const kernel = new Uint8Array(imageEnd(p) - base);
+    for (const x of p) kernel.set(elf.segmentData(x.segment), x.offset - base);
+    const image = flashOf(fakeShim(entry), kernel);
+    assert.equal(image.length, malta.flashSize, 'the whole chip');
     // Undo the swap and compare every segment byte for byte.
     const plain = new Uint8Array(image);
     swapWords(plain, malta.loaderSwapBytes);
@@ -91,19 +106,23 @@ describe('flash image layout', () => {
     const spec = xipKernelSpec('little');
     spec.sections[0]!.addr = 0x9e000800;
     const bad = parseElf(buildElf(spec).bytes, 'low-vmlinux');
-    assert.throws(() => placeSegments(bad, malta), /inside the 4096-byte boot shim area/);
+    assert.throws(() => placeSegments(bad, malta), /in front of malta's kernel address \(shim flash map\)/);
   });
 
-  it('says by how much an image is over the budget, and the budget', () => {
-    const budget = flashBudget(malta);
-    assert.equal(budget, 0x3e0000, 'malta: the byte-swapped range is the limit');
-    assert.doesNotThrow(() => checkFits(budget, 0x9fe00000, malta));
-    assert.throws(() => checkFits(budget + 100, 0x9fe00000, malta), (e: unknown) => {
+  it('takes the whole chip as the budget; says which partition a kernel overflows and by how much', () => {
+    assert.equal(flashBudget(malta), 0x400000, 'malta: all 4 MiB (the swapped range is pre-swapped, the rest stored as is)');
+    const room = 0x400000 - 0x1000;
+    assert.doesNotThrow(() => checkFits(room, 0x9fe00000, malta));
+    assert.throws(() => checkFits(room + 100, 0x9fe00000, malta), (e: unknown) => {
       assert.ok(e instanceof XipError);
-      assert.match(e.message, /100 bytes \(0\.1 KiB\) over .* 4063232 bytes/);
+      assert.match(e.message, /partition 'kernel' \(0x00001000\.\.0x00400000, 4092\.0 KiB\) overflows by 100 bytes/);
+      assert.match(e.message, /grow 'kernel' in malta's shim flash map/);
       return true;
     });
-    assert.throws(() => checkFits(budget, 0xa0000010, malta), /16 bytes past the 0xa0000000 segment boundary/);
+    const ub = getBoard('malta', 'uboot');
+    assert.throws(() => checkFits(0x390000, 0x9fe00000, ub), /partition 'kernel' \(0x00050000\.\.0x003e0000, 3648\.0 KiB\) overflows by 64 bytes/, 'U-Boot map: the uImage header counts');
+    assert.throws(() => checkFits(room, 0xa0000010, malta), /16 bytes past the 0xa0000000 segment boundary/);
+    assert.throws(() => flashOf(new Uint8Array(0x1001), new Uint8Array(4)), /partition 'loader' \(4\.0 KiB\) overflows by 1 bytes/);
   });
 
   it('swaps 32-bit words only within the given range, and is its own inverse', () => {
@@ -120,7 +139,7 @@ describe('flash image layout', () => {
     const p = placeSegments(elf, malta);
     const size = imageEnd(p);
     // The synthetic kernel lacks __end_rodata: describeLayout names the missing symbol.
-    assert.throws(() => describeLayout(elf, malta, 0x220, size), /symbol __end_rodata missing/);
+    assert.throws(() => describeLayout(elf, malta, 0x220, size - 0x1000), /symbol __end_rodata missing/);
     const spec = xipKernelSpec('little');
     const syms = spec.symbols ?? [];
     const etext = syms.find((s) => s.name === '_etext')!.value;
@@ -128,14 +147,16 @@ describe('flash image layout', () => {
     syms.push({ name: '__end_rodata', value: etext + 0x800, section: '.rodata' });
     spec.symbols = syms;
     const full = parseElf(buildElf(spec).bytes, 'synthetic');
-    const l = describeLayout(full, malta, 0x220, size);
+    const l = describeLayout(full, malta, 0x220, size - 0x1000);
     const names = l.regions.map((r) => r.name);
-    assert.deepEqual(names.slice(0, 3), ['boot shim', 'kernel text', 'rodata + tables']);
-    assert.ok(names.includes('free'));
+    assert.deepEqual(names.slice(0, 4), ['boot shim', 'free', 'kernel text', 'rodata + tables']);
+    assert.equal(names.at(-1), 'free');
+    assert.equal(l.regions.at(-1)!.end, malta.flashPhys + malta.flashSize, 'the map runs to the end of the chip');
+    assert.equal(l.used, malta.flashSize - l.regions.filter((r) => r.name === 'free').reduce((n, r) => n + r.size, 0));
     const text = l.regions.find((r) => r.name === 'kernel text')!;
     assert.equal(text.size, etext - 0x9e001000);
     assert.ok(exiprom > etext);
-    assert.match(formatLayout(l), /of the flash budget/);
+    assert.match(formatLayout(l), /bytes used \(\d+\.\d% of the flash\), \d+ free/);
   });
 });
 
@@ -202,7 +223,7 @@ describe("the kernel's xipImage against vmlinux (checkXipImage)", () => {
   it('takes an xipImage equal to the load segments; the flash image holds it at XIP_PHYS_ADDR, erased around, swapped', () => {
     const k = checkXipImage(elf, placed, cut, malta);
     assert.equal(k.deflated, false);
-    const flash = assembleFlash(fakeShim(0x9e001100), k.bytes, malta);
+    const flash = flashOf(fakeShim(0x9e001100), k.bytes);
     const plain = new Uint8Array(flash);
     swapWords(plain, malta.loaderSwapBytes);
     assert.deepEqual(plain.subarray(base, base + cut.length), cut);

@@ -20,7 +20,9 @@ import {
 import { findMinRam, type Attempt } from '../src/measure/minram.ts';
 import { memoryOfBoot } from '../src/measure/index.ts';
 import { EXIT, XipError } from '../src/errors.ts';
-import { malta } from '../src/boards/malta.ts';
+import { getBoard } from '../src/boards/index.ts';
+
+const malta = getBoard('malta');
 import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
 
 /**

@@ -1,5 +1,24 @@
 import { z } from 'zod';
 
+/** What starts the kernel: our 4 KiB boot shim, or a stock U-Boot booting an XIP uImage with bootm. */
+export const LOADERS = ['shim', 'uboot'] as const;
+export type Loader = (typeof LOADERS)[number];
+
+/** What a flash partition holds. */
+export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'free'] as const;
+
+/** One partition of the board's flash, as the loader, the image builder, verify and the kernel (mtdparts) see it. */
+export const PartitionSchema = z.object({
+  name: z.string().regex(/^[a-z0-9_-]+$/),
+  /** Byte offset in the flash chip. */
+  offset: z.number().int().nonnegative(),
+  size: z.number().int().positive(),
+  /** Read-only for the kernel (mtdparts `ro`). */
+  readOnly: z.boolean(),
+  content: z.enum(PARTITION_CONTENTS),
+});
+export type Partition = z.infer<typeof PartitionSchema>;
+
 /**
  * A board is data: everything the toolkit needs to know to build for it,
  * lay out its flash and boot it in QEMU. Addresses are 32-bit physical
@@ -18,19 +37,35 @@ export const BoardSchema = z.object({
   cpuFlags: z.array(z.string()),
   /** Physical base of the flash window the CPU executes from. */
   flashPhys: z.number().int().nonnegative(),
-  /** Size of that window: the flash budget. */
+  /** Size of the flash chip: the flash budget. */
   flashSize: z.number().int().positive(),
-  /** Physical address of the kernel image in flash (CONFIG_XIP_PHYS_ADDR). */
-  xipPhys: z.number().int().nonnegative(),
+  /** Erase sector size of the chip (partitions a loader or the kernel writes start and end on one). */
+  eraseSize: z.number().int().positive(),
   /** Bytes at the start of the image the loader byte-swaps per 32-bit word (0: none). */
   loaderSwapBytes: z.number().int().nonnegative(),
-  /** Bytes reserved for the boot shim at the start of the image. */
-  shimSize: z.number().int().positive(),
+  /** The flash partition map of each loader the board supports (the shim's is required). */
+  flashMaps: z.object({ shim: z.array(PartitionSchema).min(2), uboot: z.array(PartitionSchema).min(2).optional() }),
+  /** The stock U-Boot: a Debian package per Debian release, pinned, never installed into the host. */
+  uboot: z
+    .object({
+      package: z.string(),
+      /** Path of u-boot.bin inside the package. */
+      binary: z.string(),
+      /** Debian codename -> pinned version and sha256 of the .deb. */
+      pins: z.record(z.object({ version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+      /** Its command prompt (the lab script waits for it). */
+      prompt: z.string(),
+      /** RAM it needs to start (it assumes this much). */
+      memMiB: z.number().int().positive(),
+    })
+    .optional(),
   /** Physical RAM base and the kernel's RAM link address (KSEG0). */
   ramPhys: z.number().int().nonnegative(),
   linkAddress: z.number().int().nonnegative(),
-  /** Kernel command line the shim hands over. */
+  /** Kernel command line the loader hands over (mtdparts is added from the flash map). */
   cmdline: z.string(),
+  /** The kernel's name of the flash chip (mtd-id of mtdparts=). */
+  mtdId: z.string(),
   defconfigs: z.object({ minimal: z.string(), router: z.string().optional() }),
   qemu: z.object({
     binary: z.string(),
@@ -48,7 +83,21 @@ export const BoardSchema = z.object({
   }),
 });
 
-export type Board = z.infer<typeof BoardSchema>;
+export type BoardData = z.infer<typeof BoardSchema>;
+
+/** Bytes of a legacy U-Boot image header in front of the kernel in the kernel partition. */
+export const UIMAGE_HEADER_SIZE = 64;
+
+/**
+ * A board with one loader chosen: its partition map, and where the kernel
+ * executes (CONFIG_XIP_PHYS_ADDR), which follows from the map.
+ */
+export type Board = BoardData & {
+  loader: Loader;
+  partitions: Partition[];
+  /** Physical address of the kernel image in flash (CONFIG_XIP_PHYS_ADDR). */
+  xipPhys: number;
+};
 
 export const KSEG0 = 0x80000000;
 export const KSEG1 = 0xa0000000;
@@ -56,4 +105,9 @@ export const KSEG1 = 0xa0000000;
 /** KSEG0 virtual address of a physical address, as an unsigned 32-bit number. */
 export function kseg0(phys: number): number {
   return (KSEG0 + phys) >>> 0;
+}
+
+/** The partition of a map that holds `content` (the first one). */
+export function partitionOf(parts: readonly Partition[], content: Partition['content']): Partition | undefined {
+  return parts.find((p) => p.content === content);
 }

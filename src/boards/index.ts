@@ -1,19 +1,22 @@
 import { badInput } from '../errors.ts';
-import { BoardSchema, type Board } from './board.ts';
+import { BoardSchema, LOADERS, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { withLoader } from './flashmap.ts';
 import { malta } from './malta.ts';
 
-const BOARDS: readonly Board[] = [malta].map((b) => BoardSchema.parse(b));
+const BOARDS: readonly BoardData[] = [malta].map((b) => BoardSchema.parse(b));
 
 export function boardNames(): string[] {
   return BOARDS.map((b) => b.name);
 }
 
-export function getBoard(name: string): Board {
+/** A board with one of its loaders (default: the shim) and that loader's flash map. */
+export function getBoard(name: string, loader: string = 'shim', partitions?: Partition[]): Board {
   const board = BOARDS.find((b) => b.name === name);
   if (!board) {
     throw badInput(`unknown board '${name}': use one of ${boardNames().join(', ')}`);
   }
-  return board;
+  if (!(LOADERS as readonly string[]).includes(loader)) throw badInput(`unknown loader '${loader}': use ${LOADERS.join(' or ')} (LOADER=uboot)`);
+  return withLoader(board, loader as Loader, partitions);
 }
 
-export { type Board } from './board.ts';
+export { type Board, type Loader } from './board.ts';

@@ -1,16 +1,17 @@
-import type { Board } from './board.ts';
+import type { BoardData } from './board.ts';
 
 /**
  * QEMU malta with a 24Kc core, little-endian. Facts from QEMU 7.2
  * hw/mips/malta.c: -bios (or -drive if=pflash) goes into the 4 MiB CFI flash
- * at 0x1e000000, and 0x1fc00000, where the CPU resets, is a read-only RAM
- * copy of it made at machine start. The shim runs from that copy; the
- * kernel executes from the flash device itself (0x9e001000 in KSEG0), so
+ * at 0x1e000000 (an Intel command-set chip, 64 KiB sectors), and 0x1fc00000,
+ * where the CPU resets, is a read-only RAM copy of it made at machine start.
+ * The loader runs from that copy (the shim) or from the chip (U-Boot, linked
+ * at 0xbe000000); the kernel executes from the flash device itself, so
  * whatever disturbs the chip disturbs the running kernel, as on a board.
  * On little-endian targets QEMU byte-swaps each 32-bit word of the first
- * 0x3e0000 bytes of the file.
+ * 0x3e0000 bytes of the file; bytes beyond are seen as stored.
  */
-export const malta: Board = {
+export const malta: BoardData = {
   name: 'malta',
   description: 'QEMU malta, MIPS 24Kc, little-endian, 4 MiB CFI flash at 0x1e000000 (copied to the reset vector)',
   arch: 'mips',
@@ -20,12 +21,37 @@ export const malta: Board = {
   cpuFlags: ['-march=mips32r2'],
   flashPhys: 0x1e000000,
   flashSize: 0x400000,
-  xipPhys: 0x1e001000,
+  eraseSize: 0x10000,
   loaderSwapBytes: 0x3e0000,
-  shimSize: 0x1000,
+  flashMaps: {
+    // The shim needs one page; the kernel may use the rest of the chip.
+    shim: [
+      { name: 'loader', offset: 0x0, size: 0x1000, readOnly: true, content: 'loader' },
+      { name: 'kernel', offset: 0x1000, size: 0x3ff000, readOnly: true, content: 'kernel' },
+    ],
+    // U-Boot (about 290 KiB) in five sectors, the XIP uImage after it, and
+    // U-Boot's environment where its maltael build keeps it (CONFIG_ENV_ADDR
+    // 0xbe3e0000, CONFIG_ENV_SIZE 0x20000), beyond QEMU's swapped range.
+    uboot: [
+      { name: 'u-boot', offset: 0x0, size: 0x50000, readOnly: true, content: 'loader' },
+      { name: 'kernel', offset: 0x50000, size: 0x390000, readOnly: true, content: 'kernel' },
+      { name: 'u-boot-env', offset: 0x3e0000, size: 0x20000, readOnly: false, content: 'uboot-env' },
+    ],
+  },
+  uboot: {
+    package: 'u-boot-qemu',
+    binary: 'usr/lib/u-boot/maltael/u-boot.bin',
+    pins: {
+      bookworm: { version: '2023.01+dfsg-2+deb12u3', sha256: '02a14f0876b76c0d7d7934e9b83a77515c5bdbad1e00af84c445bfeb1e6b8665' },
+      trixie: { version: '2025.01-3+deb13u1', sha256: 'a3751b5d36a411457b2e7a2834cdce0e5d40493e6588a65d51c5603740a0c71c' },
+    },
+    prompt: 'maltael # ',
+    memMiB: 256,
+  },
   ramPhys: 0x00000000,
   linkAddress: 0x80100000,
   cmdline: 'console=ttyS0,115200',
+  mtdId: '1e000000.flash',
   defconfigs: { minimal: 'xip_qemu_malta_defconfig', router: 'lwrt_qemu_malta_defconfig' },
   qemu: {
     binary: 'qemu-system-mipsel',

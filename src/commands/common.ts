@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { LOADERS, type Loader } from '../boards/board.ts';
 import { boardNames } from '../boards/index.ts';
 import { DEFAULTS, defconfigName, makeContext, TOOLCHAINS, VARIANTS, type BuildContext, type ContextOptions, type Toolchain, type Variant } from '../context.ts';
 import { badInput } from '../errors.ts';
@@ -14,6 +15,8 @@ export interface GlobalOptions {
   config?: string;
   variant?: Variant;
   toolchain?: Toolchain;
+  loader?: Loader;
+  flashMap?: string;
   userspace?: string;
   lwrtRootfs?: string;
   kernelSrc?: string;
@@ -62,6 +65,8 @@ export function addGlobalOptions(cmd: Command): Command {
     .addOption(fromEnv(new Option('--config <defconfig>', 'defconfig from kernel/configs/').argParser(defconfigName), 'CONFIG'))
     .addOption(fromEnv(new Option('--variant <xip|stock>', 'kernel variant').choices(VARIANTS).default(DEFAULTS.variant), 'VARIANT'))
     .addOption(fromEnv(new Option('--toolchain <clang|gcc|llvm>', 'compiler: clang (with GNU ld), gcc, or llvm (LLVM=1: clang, ld.lld, llvm binutils)').choices(TOOLCHAINS).default(DEFAULTS.toolchain), 'TOOLCHAIN'))
+    .addOption(fromEnv(new Option('--loader <shim|uboot>', 'what boots the kernel: our 4 KiB shim, or stock U-Boot (bootm of an XIP uImage); each has its flash map').choices(LOADERS).default(DEFAULTS.loader), 'LOADER'))
+    .addOption(fromEnv(new Option('--flash-map <file.json>', "partitions (JSON) instead of the board's map for the loader; the kernel is linked where it says"), 'FLASH_MAP'))
     .addOption(fromEnv(new Option('--userspace <profile>', "initramfs userspace: init, or another profile (default: the config's own)"), 'USERSPACE'))
     .addOption(fromEnv(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (implies the router config)'), 'LWRT_ROOTFS'))
     .addOption(fromEnv(new Option('--kernel-src <dir>', 'kernel tree to copy and use'), 'KERNEL_SRC'))
@@ -107,6 +112,8 @@ export function contextFrom(o: GlobalOptions, extra: ContextOptions = {}): Build
     config: o.config,
     variant: o.variant,
     toolchain: o.toolchain,
+    loader: o.loader,
+    flashMap: o.flashMap,
     userspace: o.userspace,
     rootfs: o.lwrtRootfs,
     buildDir: o.buildDir,

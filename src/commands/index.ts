@@ -4,6 +4,7 @@ import * as build from './build.ts';
 import type { CommandModule } from './common.ts';
 import * as doctor from './doctor.ts';
 import * as freshCheck from './fresh-check.ts';
+import * as flashmap from './flashmap.ts';
 import * as image from './image.ts';
 import * as measure from './measure.ts';
 import * as report from './report.ts';
@@ -18,4 +19,4 @@ import * as verify from './verify.ts';
  * its options (define) and its handler. A handler loads what it needs when
  * it runs, so that starting xip stays cheap.
  */
-export const COMMANDS: readonly CommandModule[] = [doctor, source, build, image, verify, boot, run, measure, bench, report, soak, series, freshCheck];
+export const COMMANDS: readonly CommandModule[] = [doctor, source, build, flashmap, image, verify, boot, run, measure, bench, report, soak, series, freshCheck];

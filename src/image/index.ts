@@ -1,21 +1,32 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kseg0 } from '../boards/board.ts';
+import { kseg0, partitionOf, type Partition } from '../boards/board.ts';
+import { kernelPartition } from '../boards/flashmap.ts';
 import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
-import { assembleFlash, checkFits, checkXipImage, describeLayout, placeSegments, type Layout } from './layout.ts';
+import { assembleFlash, checkFits, checkXipImage, describeLayout, placeSegments, type Layout, type PartitionContent } from './layout.ts';
 import { buildShim, shimSources } from './shim.ts';
+import { fetchUboot } from './uboot.ts';
+import { uImageHeader } from './uboot-formats.ts';
 
-export { formatLayout, flashBudget, flashBudgetLimit, swapWords, type Layout, type Region } from './layout.ts';
+export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };
 
 export interface ImageReport {
   image: string;
+  /** Bytes of the image file: the whole chip. */
   size: number;
+  loader: BuildContext['board']['loader'];
+  partitions: Partition[];
   kernelEntry: number;
-  shimSize: number;
+  /** Bytes of the loader (the shim, or U-Boot's u-boot.bin). */
+  loaderBytes: number;
+  /** The U-Boot package the image holds (loader uboot). */
+  uboot?: { package: string; version: string; sha256: string };
+  /** The XIP uImage header in front of the kernel (loader uboot): bootm's load and entry addresses. */
+  uimage?: { name: string; load: number; entry: number; dataBytes: number };
   /** The kernel's data is stored deflated (CONFIG_XIP_DEFLATED_DATA). */
   deflated: boolean;
   layout: Layout;
@@ -26,41 +37,73 @@ export function xipImagePath(ctx: BuildContext): string {
   return join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'xipImage');
 }
 
+/** The uImage name of a build: what U-Boot's bootm and mkimage -l print. */
+export function uImageName(ctx: BuildContext): string {
+  return `XIP ${ctx.config.replace(/_defconfig$/, '')}`.slice(0, 31);
+}
+
 /**
- * Build the flash image of an XIP kernel: the boot shim, then the kernel's
- * xipImage at XIP_PHYS_ADDR, checked byte for byte against vmlinux's load
+ * Build the flash image of an XIP kernel, partition by partition of the
+ * board's flash map: the loader (the boot shim, or the pinned stock U-Boot),
+ * the kernel's xipImage at XIP_PHYS_ADDR (behind a legacy uImage header
+ * for U-Boot's bootm), checked byte for byte against vmlinux's load
  * segments (or, with deflated data, against what its data inflates to),
- * pre-swapped for the board's loader. Written atomically.
+ * erased flash elsewhere, pre-swapped for the board's loader. Written
+ * atomically.
  */
 export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (ctx.variant !== 'xip') {
     throw badInput(`the ${ctx.variant} variant has no flash image: it boots with -kernel (use --variant xip)`);
   }
+  const board = ctx.board;
   const elf = readElf(ctx.vmlinux);
   const entrySym = elf.findSymbol('kernel_entry');
   if (!entrySym || entrySym.shndx === 0) throw badInput(`${ctx.vmlinux}: no kernel_entry symbol: not a MIPS kernel`);
-  const placements = placeSegments(elf, ctx.board);
+  const placements = placeSegments(elf, board);
   const xipPath = xipImagePath(ctx);
   if (!existsSync(xipPath)) throw badInput(`${xipPath} is missing: the kernel was built without the xipImage target; run make kernel`);
-  const kernel = checkXipImage(elf, placements, new Uint8Array(readFileSync(xipPath)), ctx.board);
-  const flashBase = kseg0(ctx.board.flashPhys);
+  const kernel = checkXipImage(elf, placements, new Uint8Array(readFileSync(xipPath)), board);
   const textEnd = placements.reduce((m, p) => {
     const exec = (p.segment.flags & PF.X) !== 0;
     return exec ? Math.max(m, (p.segment.vaddr + p.segment.memsz) >>> 0) : m;
-  }, flashBase);
-  const kernelOffset = ctx.board.xipPhys - ctx.board.flashPhys;
-  const size = (kernelOffset + kernel.bytes.length + 3) & ~3;
-  checkFits(size, textEnd, ctx.board);
-  const shim = await buildShim(ctx, entrySym.value);
-  const image = assembleFlash(shim.bytes, kernel.bytes, ctx.board);
+  }, kseg0(board.flashPhys));
+  checkFits(kernel.bytes.length, textEnd, board);
+  const loaderPart = partitionOf(board.partitions, 'loader')!;
+  const kernelPart = kernelPartition(board);
+  const contents: PartitionContent[] = [];
+  let uboot: ImageReport['uboot'];
+  let uimage: ImageReport['uimage'];
+  let kernelBytes: Uint8Array = kernel.bytes;
+  if (board.loader === 'shim') {
+    const shim = await buildShim(ctx, entrySym.value);
+    contents.push({ partition: loaderPart, bytes: shim.bytes });
+  } else {
+    const ub = await fetchUboot(board, ctx.buildDir);
+    contents.push({ partition: loaderPart, bytes: new Uint8Array(readFileSync(ub.path)) });
+    uboot = { package: ub.package, version: ub.version, sha256: ub.sha256 };
+    // load = where the data already is: bootm then runs it in place ("XIP Kernel Image").
+    const name = uImageName(ctx);
+    const header = uImageHeader(kernel.bytes, { load: kseg0(board.xipPhys), entry: entrySym.value, name });
+    kernelBytes = new Uint8Array(header.length + kernel.bytes.length);
+    kernelBytes.set(header);
+    kernelBytes.set(kernel.bytes, header.length);
+    uimage = { name, load: kseg0(board.xipPhys), entry: entrySym.value >>> 0, dataBytes: kernel.bytes.length };
+    // The environment partition stays erased: see README "U-Boot" (the stock binary cannot start with a saved one).
+  }
+  contents.push({ partition: kernelPart, bytes: kernelBytes });
+  const image = assembleFlash(contents, board);
   writeFileAtomic(ctx.imagePath, image);
-  const deflatedEnd = kernel.deflated ? ctx.board.xipPhys + kernel.bytes.length : undefined;
+  const deflatedEnd = kernel.deflated ? board.xipPhys + kernel.bytes.length : undefined;
   return {
     image: ctx.imagePath,
     size: image.length,
+    loader: board.loader,
+    partitions: board.partitions,
     kernelEntry: entrySym.value >>> 0,
-    shimSize: shim.bytes.length,
+    loaderBytes: contents[0]!.bytes.length,
+    uboot,
+    uimage,
     deflated: kernel.deflated,
-    layout: describeLayout(elf, ctx.board, shim.bytes.length, image.length, deflatedEnd),
+    layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd),
   };
 }

@@ -1,4 +1,5 @@
-import { KSEG1, kseg0, type Board } from '../boards/board.ts';
+import { KSEG1, kseg0, type Board, type Partition } from '../boards/board.ts';
+import { kernelPartition } from '../boards/flashmap.ts';
 import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
 import { hex as hexWord, renderTable } from '../text.ts';
@@ -7,17 +8,22 @@ import { inflateRawSync } from 'node:zlib';
 /**
  * The gzip member at the start of `bytes` as the kernel's
  * deflate-xip-data.sh writes it and __inflate_kernel_data() reads it
- * (gzip -n: a 10-byte header, flags 0), inflated. At most `slack` bytes
- * may follow its 8-byte trailer (a flash image's padding to a whole word).
- * Throws with the reason.
+ * (gzip -n: a 10-byte header, flags 0), inflated, and the offset just past
+ * its 8-byte trailer. Throws with the reason.
  */
-export function inflateMember(bytes: Uint8Array, slack = 0): Uint8Array {
+export function inflateMemberAt(bytes: Uint8Array): { data: Uint8Array; end: number } {
   if (bytes.length < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8 || bytes[3] !== 0) throw new Error('no gzip header 1f 8b 08 00 (the kernel reads no optional fields)');
   const r = inflateRawSync(bytes.subarray(10), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-  const rest = bytes.length - (10 + r.engine.bytesWritten + 8);
-  if (rest < 0) throw new Error('the member has no trailer');
-  if (rest > slack) throw new Error(`${rest} bytes follow the member`);
-  return new Uint8Array(r.buffer);
+  const end = 10 + r.engine.bytesWritten + 8;
+  if (end > bytes.length) throw new Error('the member has no trailer');
+  return { data: new Uint8Array(r.buffer), end };
+}
+
+/** inflateMemberAt(), allowing at most `slack` bytes after the member. */
+export function inflateMember(bytes: Uint8Array, slack = 0): Uint8Array {
+  const { data, end } = inflateMemberAt(bytes);
+  if (bytes.length - end > slack) throw new Error(`${bytes.length - end} bytes follow the member`);
+  return data;
 }
 
 /**
@@ -37,17 +43,13 @@ export interface Placement {
 export const SEGMENT_BOUNDARY = KSEG1;
 
 /**
- * Bytes of the image the board's flash can hold (the swapped range counts on
- * malta): the one place the budget is computed (image assembly, its layout
- * map, verify and the measurements all take it from here).
+ * The flash budget: the whole chip. QEMU's byte swap of malta's first
+ * 0x3e0000 bytes is undone by pre-swapping exactly that range, so bytes
+ * beyond it are usable as stored. The one place the budget is computed
+ * (image assembly, its layout map, verify and the measurements).
  */
 export function flashBudget(board: Board): number {
-  return board.loaderSwapBytes > 0 ? Math.min(board.flashSize, board.loaderSwapBytes) : board.flashSize;
-}
-
-/** What sets the budget, for messages: the loader's byte-swapped range or the flash window. */
-export function flashBudgetLimit(board: Board): string {
-  return board.loaderSwapBytes > 0 && board.loaderSwapBytes < board.flashSize ? "the loader's byte-swapped range" : 'the flash window';
+  return board.flashSize;
 }
 
 /** Addresses as whole words: 0x1fc01000. */
@@ -78,7 +80,7 @@ export function placeSegments(elf: ElfFile, board: Board): Placement[] {
     }
     if (offset < shimEnd) {
       throw badInput(
-        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, inside the ${shimEnd}-byte boot shim area: ` +
+        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, in front of ${board.name}'s kernel address (${board.loader} flash map): ` +
           `set CONFIG_XIP_PHYS_ADDR to ${hex(board.xipPhys)}`,
       );
     }
@@ -102,15 +104,18 @@ export function imageEnd(placements: readonly Placement[]): number {
 }
 
 /**
- * Check that the image fits the board's flash budget and that flash-resident
- * code stays below the KSEG0/KSEG1 boundary. Throws with by how much.
+ * Check that the kernel's flash bytes fit its partition and that
+ * flash-resident code stays below the KSEG0/KSEG1 boundary. Throws naming
+ * the partition and by how much.
  */
-export function checkFits(size: number, textEnd: number, board: Board): void {
-  const budget = flashBudget(board);
-  if (size > budget) {
+export function checkFits(kernelBytes: number, textEnd: number, board: Board): void {
+  const part = kernelPartition(board);
+  const end = board.xipPhys - board.flashPhys + kernelBytes;
+  const partEnd = part.offset + part.size;
+  if (end > partEnd) {
     throw new XipError(
-      `flash image is ${size} bytes (${kib(size)}), ${size - budget} bytes (${kib(size - budget)}) over ${flashBudgetLimit(board)} of ` +
-        `${budget} bytes (${kib(budget)}) on ${board.name}: trim the kernel config or the initramfs`,
+      `partition '${part.name}' (${hex(part.offset)}..${hex(partEnd)}, ${kib(part.size)}) overflows by ${end - partEnd} bytes (${kib(end - partEnd)}): ` +
+        `the kernel needs ${kernelBytes} bytes from ${hex(board.xipPhys)}; trim the kernel config or the initramfs, or grow '${part.name}' in ${board.name}'s ${board.loader} flash map`,
     );
   }
   if (textEnd > SEGMENT_BOUNDARY) {
@@ -132,20 +137,6 @@ export function swapWords(image: Uint8Array, n: number): void {
     image[i + 2] = b;
     image[i + 3] = a;
   }
-}
-
-/** The flash image: shim at 0, segments at their offsets, erased (0xff) elsewhere, pre-swapped for the loader. */
-export function assemble(elf: ElfFile, placements: readonly Placement[], shim: Uint8Array, board: Board): Uint8Array {
-  const shimArea = board.xipPhys - board.flashPhys;
-  if (shim.length > shimArea) {
-    throw new XipError(`boot shim is ${shim.length} bytes, over the ${shimArea} bytes in front of the kernel`);
-  }
-  const size = imageEnd(placements);
-  const image = new Uint8Array(size).fill(0xff);
-  image.set(shim, 0);
-  for (const p of placements) image.set(elf.segmentData(p.segment), p.offset);
-  if (board.endian === 'little' && board.loaderSwapBytes > 0) swapWords(image, board.loaderSwapBytes);
-  return image;
 }
 
 /** One region of the layout map, in physical addresses. */
@@ -182,12 +173,16 @@ function readWord(elf: ElfFile, vaddr: number): number | undefined {
 }
 
 /**
- * The layout map: shim, kernel text, read-only data, init (code, tables),
- * initramfs, data image, free space: each with its share of the budget.
+ * The layout map of the whole chip, partition by partition: the loader,
+ * the kernel's text, read-only data, init (code, tables), initramfs and
+ * data image, what is left free in each partition, and the partitions the
+ * image leaves to their owners (U-Boot's environment): each with its share
+ * of the budget.
  */
-export function describeLayout(elf: ElfFile, board: Board, shimSize: number, imageSize: number, deflatedEnd?: number): Layout {
+export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, kernelBytes: number, deflatedEnd?: number): Layout {
   const budget = flashBudget(board);
   const toPhys = (v: number) => (v - 0x80000000) >>> 0;
+  const at = (off: number) => board.flashPhys + off;
   const text = sym(elf, '_text');
   const etext = sym(elf, '_etext');
   const endRodata = sym(elf, '__end_rodata');
@@ -198,26 +193,38 @@ export function describeLayout(elf: ElfFile, board: Board, shimSize: number, ima
   const rdSizeSym = elf.findSymbol('__initramfs_size');
   const rdSize = rdStart && rdSizeSym ? (readWord(elf, rdSizeSym.value) ?? 0) : 0;
 
-  const raw: [string, number, number][] = [
-    ['boot shim', board.flashPhys, board.flashPhys + shimSize],
-    ['kernel text', toPhys(text), toPhys(etext)],
-    ['rodata + tables', toPhys(etext), toPhys(endRodata)],
-  ];
-  if (rdStart && rdSize > 0) {
-    const rs = toPhys(rdStart.value);
-    raw.push(['init code + tables', toPhys(endRodata), rs]);
-    raw.push(['initramfs', rs, rs + rdSize]);
-    raw.push(['init (rest)', rs + rdSize, toPhys(exiprom)]);
-  } else {
-    raw.push(['init code + tables', toPhys(endRodata), toPhys(exiprom)]);
+  const raw: [string, number, number][] = [];
+  for (const p of board.partitions) {
+    const end = at(p.offset + p.size);
+    if (p.content === 'loader') {
+      raw.push([board.loader === 'shim' ? 'boot shim' : 'U-Boot', at(p.offset), at(p.offset + loaderBytes)]);
+      raw.push(['free', at(p.offset + loaderBytes), end]);
+    } else if (p.content === 'kernel') {
+      raw.push(['uImage header', at(p.offset), board.xipPhys]);
+      raw.push(['kernel text', toPhys(text), toPhys(etext)]);
+      raw.push(['rodata + tables', toPhys(etext), toPhys(endRodata)]);
+      if (rdStart && rdSize > 0) {
+        const rs = toPhys(rdStart.value);
+        raw.push(['init code + tables', toPhys(endRodata), rs]);
+        raw.push(['initramfs', rs, rs + rdSize]);
+        raw.push(['init (rest)', rs + rdSize, toPhys(exiprom)]);
+      } else {
+        raw.push(['init code + tables', toPhys(endRodata), toPhys(exiprom)]);
+      }
+      if (deflatedEnd === undefined) raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
+      else raw.push(['data image (deflated)', toPhys(dataLoc), deflatedEnd]);
+      raw.push(['free', board.xipPhys + kernelBytes, end]);
+    } else if (p.content === 'free') {
+      raw.push(['free', at(p.offset), end]);
+    } else {
+      raw.push([p.name, at(p.offset), end]);
+    }
   }
-  if (deflatedEnd === undefined) raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
-  else raw.push(['data image (deflated)', toPhys(dataLoc), deflatedEnd]);
-  raw.push(['free', board.flashPhys + imageSize, board.flashPhys + budget]);
   const regions = raw
     .filter(([, s, e]) => e > s)
     .map(([name, start, end]) => ({ name, start, end, size: end - start, share: (end - start) / budget }));
-  return { budget, used: imageSize, regions };
+  const free = regions.filter((r) => r.name === 'free').reduce((n, r) => n + r.size, 0);
+  return { budget, used: budget - free, regions };
 }
 
 export function formatLayout(l: Layout): string {
@@ -227,7 +234,7 @@ export function formatLayout(l: Layout): string {
     align: ['l', 'l', 'l', 'r', 'r', 'r'],
     minWidths: [21, 10, 10, 8, 11, 6],
   });
-  return `${table}\n  image ${l.used} bytes of ${l.budget} (${((l.used / l.budget) * 100).toFixed(1)}% of the flash budget)`;
+  return `${table}\n  ${l.used} bytes of ${l.budget} used (${((l.used / l.budget) * 100).toFixed(1)}% of the flash), ${l.budget - l.used} free`;
 }
 
 /** What goes into flash at XIP_PHYS_ADDR: the kernel's xipImage, checked against vmlinux. */
@@ -287,13 +294,23 @@ export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xi
   return { bytes: xipImage, deflated: true, dataRaw };
 }
 
-/** The flash image from the shim and the kernel's flash bytes, erased (0xff) elsewhere, pre-swapped for the loader. */
-export function assembleFlash(shim: Uint8Array, kernel: Uint8Array, board: Board): Uint8Array {
-  const base = board.xipPhys - board.flashPhys;
-  if (shim.length > base) throw new XipError(`boot shim is ${shim.length} bytes, over the ${base} bytes in front of the kernel`);
-  const image = new Uint8Array((base + kernel.length + 3) & ~3).fill(0xff);
-  image.set(shim, 0);
-  image.set(kernel, base);
+/** What goes into one partition: bytes from its start (the rest stays erased). */
+export interface PartitionContent {
+  partition: Partition;
+  bytes: Uint8Array;
+}
+
+/**
+ * The whole chip: each partition's bytes at its offset, erased (0xff)
+ * elsewhere, pre-swapped for the loader. Throws naming a partition its
+ * content overflows.
+ */
+export function assembleFlash(contents: readonly PartitionContent[], board: Board): Uint8Array {
+  const image = new Uint8Array(board.flashSize).fill(0xff);
+  for (const { partition: p, bytes } of contents) {
+    if (bytes.length > p.size) throw new XipError(`partition '${p.name}' (${kib(p.size)}) overflows by ${bytes.length - p.size} bytes: its ${p.content} is ${bytes.length} bytes`);
+    image.set(bytes, p.offset);
+  }
   if (board.endian === 'little' && board.loaderSwapBytes > 0) swapWords(image, board.loaderSwapBytes);
   return image;
 }

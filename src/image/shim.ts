@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { kernelCmdline } from '../boards/flashmap.ts';
 import type { BuildContext } from '../context.ts';
 import { XipError, badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
@@ -40,7 +41,7 @@ export async function buildShim(ctx: BuildContext, kernelEntry: number): Promise
     '-march=mips32r2',
     '-mno-abicalls',
     '-fno-pic',
-    `-DSHIM_CMDLINE=${cString(b.cmdline)}`,
+    `-DSHIM_CMDLINE=${cString(kernelCmdline(b))}`,
     '-c',
     '-o',
     obj,

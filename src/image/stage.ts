@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
@@ -28,7 +28,7 @@ export async function imageStage(
   o: { force?: boolean; cache?: HashCache; stampPath: string },
 ): Promise<{ outcome: StageOutcome; report: ImageReport }> {
   const outcome = await runStage({
-    name: `image ${ctx.variant}-${ctx.toolchain}`,
+    name: `image ${basename(ctx.variantDir)}`,
     stampPath: o.stampPath,
     cache: o.cache,
     force: o.force,
@@ -44,7 +44,7 @@ export async function imageStage(
     run: async () => {
       const report = await buildImage(ctx);
       writeFileAtomic(imageReportPath(ctx), `${JSON.stringify(report, null, 2)}\n`);
-      return `${report.size} bytes, ${((report.size / report.layout.budget) * 100).toFixed(1)}% of the flash budget`;
+      return `${report.size}-byte flash image (${report.loader}), ${report.layout.used} bytes used (${((report.layout.used / report.layout.budget) * 100).toFixed(1)}%)`;
     },
   });
   publishImage(ctx);

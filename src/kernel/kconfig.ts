@@ -10,10 +10,13 @@ import { makeVars } from './kbuild.ts';
 /**
  * .config = defconfig + variant fragment + CONFIG_INITRAMFS_SOURCE, then
  * `make olddefconfig` fills in everything else. The variants differ only in
- * CONFIG_XIP_KERNEL.
+ * CONFIG_XIP_KERNEL; an XIP kernel is linked where the board's flash map
+ * (of the chosen loader) puts it: CONFIG_XIP_PHYS_ADDR comes from there,
+ * whatever the defconfig says.
  */
-export function variantFragment(variant: Variant): string {
-  return variant === 'xip' ? 'CONFIG_XIP_KERNEL=y\n' : '# CONFIG_XIP_KERNEL is not set\n';
+export function variantFragment(variant: Variant, xipPhys?: number): string {
+  if (variant !== 'xip') return '# CONFIG_XIP_KERNEL is not set\n';
+  return `CONFIG_XIP_KERNEL=y\n${xipPhys === undefined ? '' : `CONFIG_XIP_PHYS_ADDR=0x${xipPhys.toString(16)}\n`}`;
 }
 
 /** Kconfig string quoting: backslash and double quote are escaped. */
@@ -22,12 +25,12 @@ function kconfigString(s: string): string {
 }
 
 /** The text handed to olddefconfig. Later lines override earlier ones. */
-export function renderConfigInput(defconfig: string, variant: Variant, initramfsList: string): string {
+export function renderConfigInput(defconfig: string, variant: Variant, initramfsList: string, xipPhys?: number): string {
   const body = defconfig.endsWith('\n') || defconfig === '' ? defconfig : `${defconfig}\n`;
   return (
     body +
     `# --- variant ${variant} (added by xip) ---\n` +
-    variantFragment(variant) +
+    variantFragment(variant, xipPhys) +
     'CONFIG_BLK_DEV_INITRD=y\n' +
     `CONFIG_INITRAMFS_SOURCE=${kconfigString(initramfsList)}\n`
   );
@@ -173,7 +176,7 @@ export async function configure(
 ): Promise<ConfigResult> {
   const defconfigText = readFileSync(defconfigFile, 'utf8');
   checkDefconfigText(defconfigText, defconfigFile);
-  const input = renderConfigInput(defconfigText, ctx.variant, initramfsList);
+  const input = renderConfigInput(defconfigText, ctx.variant, initramfsList, ctx.board.xipPhys);
   const inputPath = join(ctx.kbuildDir, 'xip-config.in');
   const previous = existsSync(inputPath) ? readFileSync(inputPath, 'utf8') : undefined;
   const inputMap = parseConfig(input);

@@ -17,8 +17,19 @@ import { DEFAULT_MARKERS, judgeBoot, MarkerMatcher, type FailureKind } from './m
  */
 export interface BootOptions {
   board: Board;
-  /** Flash image (-bios): the only way to boot the xip variant. */
+  /** Flash image (-bios): one way to boot the xip variant. */
   bios?: string;
+  /**
+   * Flash image as the CFI chip's backing file (-drive if=pflash): the
+   * other way, persistent: what the guest writes to its flash is in the
+   * file after power-off. Give a copy.
+   */
+  pflash?: string;
+  /**
+   * A lab script: each `send` is typed at the console once `expect` has
+   * appeared (after the previous step's), e.g. at a boot loader's prompt.
+   */
+  dialog?: readonly DialogStep[];
   /** Kernel ELF (-kernel): stock variant only. */
   kernel?: string;
   variant: Variant;
@@ -34,6 +45,11 @@ export interface BootOptions {
   onLine?: (line: string) => void;
   /** `xip run`: the terminal's stdin goes to the guest console, output is echoed. */
   interactive?: boolean;
+}
+
+export interface DialogStep {
+  expect: string;
+  send: string;
 }
 
 export interface BootResult {
@@ -53,15 +69,16 @@ export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 
 /** The QEMU command line of a boot (without the binary). Throws badInput on a wrong combination. */
 export function qemuArgs(o: BootOptions): string[] {
-  if (o.bios !== undefined && o.kernel !== undefined) {
-    throw badInput('boot: give either a flash image (-bios) or a kernel (-kernel), not both');
+  const images = [o.bios, o.pflash, o.kernel].filter((x) => x !== undefined).length;
+  if (images > 1) {
+    throw badInput('boot: give one of a flash image (-bios or -drive if=pflash) or a kernel (-kernel), not several');
   }
   if (o.kernel !== undefined && o.variant !== 'stock') {
     throw badInput(
       `boot: refusing -kernel for the ${o.variant} variant: an XIP kernel must boot from flash; pass its flash image as bios (xip-bios.bin)`,
     );
   }
-  if (o.bios === undefined && o.kernel === undefined) {
+  if (images === 0) {
     throw badInput(
       o.variant === 'stock'
         ? 'boot: nothing to boot: give the stock kernel (-kernel vmlinux) or a flash image (-bios)'
@@ -74,14 +91,18 @@ export function qemuArgs(o: BootOptions): string[] {
   if (!Number.isInteger(o.memMiB) || o.memMiB <= 0) {
     throw badInput(`boot: memory size '${o.memMiB}' is not a positive whole number of MiB (e.g. 256)`);
   }
-  const file = (o.bios ?? o.kernel)!;
+  const file = (o.bios ?? o.pflash ?? o.kernel)!;
   if (!existsSync(file) || !statSync(file).isFile()) {
-    throw badInput(`boot: ${o.bios !== undefined ? 'flash image' : 'kernel'} ${file} not found; build it first`);
+    throw badInput(`boot: ${o.kernel === undefined ? 'flash image' : 'kernel'} ${file} not found; build it first`);
+  }
+  if (o.pflash !== undefined && statSync(file).size !== o.board.flashSize) {
+    throw badInput(`boot: flash image ${file} is ${statSync(file).size} bytes; -drive if=pflash needs the whole ${o.board.flashSize}-byte chip: rebuild it with xip image`);
   }
   const q = o.board.qemu;
   const mem = o.memKiB !== undefined ? `${o.memKiB}K` : `${o.memMiB}M`;
   const args = ['-M', q.machine, '-cpu', q.cpu, '-m', mem, ...q.args];
   if (o.bios !== undefined) args.push('-bios', o.bios);
+  else if (o.pflash !== undefined) args.push('-drive', `if=pflash,format=raw,file=${o.pflash}`);
   else {
     args.push('-kernel', file);
     // QEMU's own loader passes the command line that the shim passes for xip.
@@ -104,6 +125,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
   const start = Date.now();
   const q = qemuCommand(o.board.qemu.binary, args);
+  const dialog = o.dialog && o.dialog.length > 0 && !o.interactive ? labScript(o.dialog) : undefined;
   let r;
   try {
     r = await run(q.cmd, q.args, {
@@ -113,7 +135,8 @@ export async function boot(o: BootOptions): Promise<BootResult> {
       abort: stopper.signal,
       what: `QEMU boot (${o.variant}, ${o.memMiB} MiB)`,
       inheritStdin: o.interactive === true,
-      onData: o.interactive ? (chunk) => process.stdout.write(chunk) : undefined,
+      onData: o.interactive ? (chunk) => process.stdout.write(chunk) : dialog?.feed,
+      interact: dialog?.start,
       onLine: (line) => {
         o.onLine?.(line);
         const ev = matcher.feed(line);
@@ -157,4 +180,35 @@ export function assertBooted(r: BootResult, what: string): void {
   };
   const where = r.log ? `; console log: ${r.log}` : '';
   throw new XipError(`${what}: ${label[f.kind]}: ${f.line}${where}`, { details: r.tail ?? [] });
+}
+
+/**
+ * The console side of a lab script: watches the raw output (a prompt ends
+ * without a newline) and types each step's text once its expected text has
+ * appeared after the previous step.
+ */
+function labScript(steps: readonly DialogStep[]): { feed: (chunk: Buffer) => void; start: (send: (text: string) => void) => void } {
+  let send: ((text: string) => void) | undefined;
+  let seen = '';
+  let next = 0;
+  const advance = () => {
+    while (send && next < steps.length) {
+      const at = seen.indexOf(steps[next]!.expect);
+      if (at < 0) return;
+      seen = seen.slice(at + steps[next]!.expect.length);
+      send(steps[next]!.send);
+      next++;
+    }
+  };
+  return {
+    feed: (chunk) => {
+      if (next >= steps.length) return;
+      seen = (seen + chunk.toString('utf8')).slice(-4096);
+      advance();
+    },
+    start: (s) => {
+      send = s;
+      advance();
+    },
+  };
 }

@@ -10,7 +10,9 @@
  */
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
-import { flashBudget, flashBudgetLimit, inflateMember, swapWords } from '../image/layout.ts';
+import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
+import { kernelPartition } from '../boards/flashmap.ts';
+import { IH, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
 
@@ -23,7 +25,7 @@ export function dataDeflated(config: Map<string, string>): boolean {
   return configValue(config, 'XIP_DEFLATED_DATA') === 'y';
 }
 
-export { inflateMember };
+export { inflateMember } from '../image/layout.ts';
 
 export interface RuleResult {
   id: number;
@@ -267,13 +269,16 @@ export function rule3(inp: RuleInputs): RuleResult {
   return { id: 3, title, ok, summary: parts.join('; '), details, data };
 }
 
-/** Rule 4: the image fits the flash window (and malta's swapped range); flash text stays below KSEG1. */
+/** Rule 4: the image fits the chip, the kernel its partition of the board's flash map; flash text stays below KSEG1. */
 export function rule4(inp: RuleInputs): RuleResult {
   const r = boardRanges(inp.board);
   const b = inp.board;
   const title = 'the image fits the flash';
   const limit = flashBudget(b);
-  const limitName = `${flashBudgetLimit(b)} ${hex(limit)}`;
+  const limitName = `the ${hex(limit)}-byte flash`;
+  const part = kernelPartition(b);
+  const partEnd = part.offset + part.size;
+  const front = b.xipPhys - b.flashPhys;
   const problems: string[] = [];
   const segs = loads(inp.elf);
   // Flash-resident parts: what executes from flash and what is loaded from it.
@@ -288,13 +293,13 @@ export function rule4(inp: RuleInputs): RuleResult {
       // Deflated data ends where the image ends: only its start counts here.
       const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
       flashLoadEnd = Math.max(flashLoadEnd, deflatedData ? s.paddr : s.paddr + s.filesz);
-      if (s.paddr - r.flashBase < b.shimSize) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} overlaps the shim area [${hex(r.flashBase)}, ${hex(r.flashBase + b.shimSize)})`);
+      if (s.paddr - r.flashBase < front) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} lies in front of the kernel's address ${hex(kseg0(b.xipPhys))} (${b.loader} flash map)`);
     }
   }
   const exiprom = inp.elf.findSymbol('_exiprom')?.value;
   if (exiprom !== undefined && exiprom >= r.flashBase && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
   const needed = flashLoadEnd > 0 ? flashLoadEnd - r.flashBase : 0;
-  if (needed > limit) problems.push(`vmlinux needs ${hex(needed)} bytes of flash, more than ${limitName}`);
+  if (needed > partEnd) problems.push(`vmlinux's flash part ends at offset ${hex(needed)}, ${needed - partEnd} bytes past partition '${part.name}' (ends at ${hex(partEnd)})`);
   const size = inp.imageSize;
   if (size === null) problems.push(`no flash image at ${inp.imagePath} (build it: xip image; or pass one: xip verify --image <file>)`);
   else {
@@ -302,14 +307,14 @@ export function rule4(inp: RuleInputs): RuleResult {
     if (size % 4 !== 0) problems.push(`image length ${size} is not a multiple of 4`);
     if (size < needed) problems.push(`image is ${hex(size)} bytes but vmlinux's flash part ends at ${hex(needed)}`);
   }
-  const data = { imageSize: size, limit, flashSize: b.flashSize, swapBytes: b.loaderSwapBytes, flashTextEnd, flashNeeded: needed, exiprom: exiprom ?? null };
+  const data = { imageSize: size, limit, flashSize: b.flashSize, swapBytes: b.loaderSwapBytes, kernelPartition: { name: part.name, offset: part.offset, size: part.size }, flashTextEnd, flashNeeded: needed, exiprom: exiprom ?? null };
   if (problems.length === 0) {
-    const free = limit - (size ?? 0);
+    const free = partEnd - needed;
     return {
       id: 4,
       title,
       ok: true,
-      summary: `image ${hex(size ?? 0)} bytes <= ${limitName} (${free} bytes free); flash text ends at ${hex(flashTextEnd)} < ${hex(KSEG1)}`,
+      summary: `image ${hex(size ?? 0)} bytes <= ${limitName}; kernel in partition '${part.name}' up to ${hex(needed)} (${free} bytes free to ${hex(partEnd)}); flash text ends at ${hex(flashTextEnd)} < ${hex(KSEG1)}`,
       details: [],
       data,
     };
@@ -354,8 +359,13 @@ export function rule5(inp: RuleInputs): RuleResult {
       let got: Uint8Array | undefined;
       let why = '';
       try {
-        // The image is padded to a whole word after the member.
-        got = inflateMember(img.subarray(off), 3);
+        // The member runs to the end of the kernel; erased flash (0xff) follows it to the partition's end.
+        const partEnd = kernelPartition(inp.board).offset + kernelPartition(inp.board).size;
+        const m = inflateMemberAt(img.subarray(off, Math.min(img.length, partEnd)));
+        const after = img.subarray(off + m.end, Math.min(img.length, partEnd));
+        const stray = after.findIndex((x) => x !== 0xff);
+        if (stray >= 0) throw new Error(`byte ${hex(off + m.end + stray)} after the member is not erased flash`);
+        got = m.data;
       } catch (e) {
         why = (e as Error).message;
       }
@@ -396,12 +406,31 @@ export function rule5(inp: RuleInputs): RuleResult {
   }
   let magic: number | null = null;
   let target: number | null = null;
-  if (img.length >= SHIM_TARGET_OFFSET + 4) {
+  let loaderText = '';
+  if (inp.board.loader === 'uboot') {
+    // A legacy uImage header in front of the kernel: bootm runs it in place only if load is where its data lies.
+    const off = inp.board.xipPhys - inp.board.flashPhys - UIMAGE_HEADER_BYTES;
+    try {
+      const hd = parseUImageHeader(img.subarray(off), img.subarray(off + UIMAGE_HEADER_BYTES));
+      magic = 0x27051956;
+      target = hd.entry;
+      if (hd.load !== kseg0(inp.board.xipPhys)) problems.push(`uImage load address ${hex(hd.load)} is not where its data lies (${hex(kseg0(inp.board.xipPhys))}): bootm would copy it instead of running it in place`);
+      if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
+      else if (hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
+      if (hd.os !== IH.osLinux || hd.arch !== IH.archMips || hd.type !== IH.typeKernel || hd.comp !== IH.compNone) {
+        problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
+      }
+      loaderText = `uImage header at +${hex(off)} valid (CRCs ok), load ${hex(hd.load)}, entry kernel_entry ${hex(hd.entry)}`;
+    } catch (e) {
+      problems.push(`no valid uImage header at +${hex(off)}: ${(e as Error).message}`);
+    }
+  } else if (img.length >= SHIM_TARGET_OFFSET + 4) {
     magic = dv.getUint32(SHIM_MAGIC_OFFSET, little);
     target = dv.getUint32(SHIM_TARGET_OFFSET, little);
     if (magic !== SHIM_MAGIC) problems.push(`shim magic at ${hex(SHIM_MAGIC_OFFSET)} is ${hex(magic)}, expected ${hex(SHIM_MAGIC)} ('XIPS')`);
     if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
     else if (target !== entry) problems.push(`shim jumps to ${hex(target)} (word at ${hex(SHIM_TARGET_OFFSET)}), but kernel_entry is ${hex(entry)}`);
+    loaderText = `shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`;
   } else problems.push(`image of ${img.length} bytes is too short for the shim header`);
   const data = { imageSize: img.length, unswapped: Math.min(img.length, inp.board.loaderSwapBytes), segments: compared, bytesCompared: total, shimMagic: magic, shimTarget: target, kernelEntry: entry };
   if (problems.length === 0) {
@@ -409,7 +438,7 @@ export function rule5(inp: RuleInputs): RuleResult {
       id: 5,
       title,
       ok: true,
-      summary: `${compared.length} segment(s), ${total} bytes equal at ${compared.map((c) => `+${hex(c.imageOffset)}`).join(', ')}; shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`,
+      summary: `${compared.length} segment(s), ${total} bytes equal at ${compared.map((c) => `+${hex(c.imageOffset)}`).join(', ')}; ${loaderText}`,
       details: [],
       data,
     };

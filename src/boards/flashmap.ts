@@ -1,0 +1,110 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { badInput } from '../errors.ts';
+import { hex, renderTable } from '../text.ts';
+import { PartitionSchema, UIMAGE_HEADER_SIZE, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+
+const h = (n: number) => hex(n, 8);
+
+/** Sizes as mtdparts and people write them: 4k, 3584k, 1m. */
+function sizeText(n: number): string {
+  if (n % 0x100000 === 0) return `${n / 0x100000}m`;
+  if (n % 1024 === 0) return `${n / 1024}k`;
+  return String(n);
+}
+
+/**
+ * Check one partition map against its chip. Every error names the
+ * partition and what to change.
+ */
+export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly Partition[]): void {
+  const where = `${board.name} flash map (${loader})`;
+  const names = new Set<string>();
+  let end = 0;
+  for (const p of parts) {
+    if (names.has(p.name)) throw badInput(`${where}: partition name '${p.name}' is used twice: rename one`);
+    names.add(p.name);
+    if (p.offset < end) throw badInput(`${where}: partition '${p.name}' at ${h(p.offset)} overlaps the one before it (ends at ${h(end)}): list partitions in flash order without overlap`);
+    end = p.offset + p.size;
+    if (end > board.flashSize) throw badInput(`${where}: partition '${p.name}' ends at ${h(end)}, ${end - board.flashSize} bytes past the ${h(board.flashSize)}-byte chip: shrink it`);
+    if (!p.readOnly && (p.offset % board.eraseSize !== 0 || p.size % board.eraseSize !== 0)) {
+      throw badInput(`${where}: writable partition '${p.name}' (${h(p.offset)}+${h(p.size)}) is not whole ${h(board.eraseSize)}-byte erase sectors: align it or make it read-only`);
+    }
+  }
+  for (const content of ['loader', 'kernel'] as const) {
+    const n = parts.filter((p) => p.content === content).length;
+    if (n !== 1) throw badInput(`${where}: ${n} partitions hold the ${content}, there must be exactly one`);
+  }
+  if (partitionOf(parts, 'loader')!.offset !== 0) throw badInput(`${where}: the loader partition must start at offset 0, where the CPU resets`);
+  if (loader === 'uboot' && !partitionOf(parts, 'uboot-env')) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
+}
+
+/**
+ * A flash map of the user's (--flash-map FILE, FLASH_MAP=): a JSON array of
+ * partitions ({"name", "offset", "size", "readOnly", "content"}), read and
+ * checked like the board's own. Throws one line naming the file.
+ */
+export function readFlashMap(file: string): Partition[] {
+  if (!existsSync(file)) throw badInput(`flash map ${file} not found: give a JSON file with the partitions (see xip flashmap --json)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw badInput(`flash map ${file} is not JSON (${(e as Error).message.split('\n')[0]}): fix it or start from xip flashmap --json`);
+  }
+  const r = z.array(PartitionSchema).safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw badInput(`flash map ${file}: ${i.path.join('.') || 'top level'}: ${i.message}: each partition needs name, offset, size, readOnly and content (${['loader', 'uboot-env', 'kernel', 'free'].join(', ')})`);
+  }
+  return r.data;
+}
+
+/** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */
+export function withLoader(board: BoardData, loader: Loader, custom?: Partition[]): Board {
+  const parts = custom ?? board.flashMaps[loader];
+  if (!parts) throw badInput(`board ${board.name} has no ${loader} flash map: use --loader ${Object.keys(board.flashMaps).join(' or ')}`);
+  if (loader === 'uboot' && !board.uboot) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
+  checkFlashMap(board, loader, parts);
+  const kernel = partitionOf(parts, 'kernel')!;
+  const header = loader === 'uboot' ? UIMAGE_HEADER_SIZE : 0;
+  return { ...board, loader, partitions: parts.map((p) => ({ ...p })), xipPhys: board.flashPhys + kernel.offset + header };
+}
+
+/** The kernel partition of a board (there is exactly one). */
+export function kernelPartition(board: Board): Partition {
+  return partitionOf(board.partitions, 'kernel')!;
+}
+
+/** `mtdparts=<chip>:<size>@<offset>(<name>)[ro],...`: the kernel's view of the map (MTD_CMDLINE_PARTS). */
+export function mtdparts(board: Board): string {
+  const list = board.partitions.map((p) => `${sizeText(p.size)}@0x${p.offset.toString(16)}(${p.name})${p.readOnly ? 'ro' : ''}`);
+  return `mtdparts=${board.mtdId}:${list.join(',')}`;
+}
+
+/** The command line the loader passes: the board's, then the flash map. */
+export function kernelCmdline(board: Board): string {
+  return `${board.cmdline} ${mtdparts(board)}`;
+}
+
+const CONTENT_TEXT: Record<Partition['content'], string> = {
+  loader: 'loader',
+  'uboot-env': 'U-Boot environment',
+  kernel: 'XIP kernel',
+  free: 'free',
+};
+
+/** The map as a table: a Markdown one for the README, or a plain one for the terminal. */
+export function formatFlashMap(board: Board, o: { markdown?: boolean } = {}): string {
+  const rows = board.partitions.map((p) => [
+    p.name,
+    `0x${p.offset.toString(16).padStart(6, '0')}`,
+    `0x${(p.offset + p.size).toString(16).padStart(6, '0')}`,
+    `${(p.size / 1024).toFixed(p.size % 1024 === 0 ? 0 : 1)} KiB`,
+    h(board.flashPhys + p.offset),
+    p.readOnly ? 'ro' : 'rw',
+    p.content === 'kernel' && board.loader === 'uboot' ? 'XIP kernel (uImage, kernel at +0x40)' : CONTENT_TEXT[p.content],
+  ]);
+  const head = ['partition', 'offset', 'end', 'size', 'physical', 'kernel', 'holds'];
+  return renderTable(head, rows, o.markdown ? { markdown: true, align: ['l', 'l', 'l', 'r', 'l', 'l', 'l'] } : { indent: '  ' });
+}
