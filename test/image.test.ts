@@ -156,7 +156,7 @@ describe('flash image layout', () => {
     const text = l.regions.find((r) => r.name === 'kernel text')!;
     assert.equal(text.size, etext - 0x9e001000);
     assert.ok(exiprom > etext);
-    assert.match(formatLayout(l), /bytes used \(\d+\.\d% of the flash\), \d+ free/);
+    assert.match(formatLayout(l), /bytes of 4194304 used \(\d+\.\d% of the flash\), \d+ free/);
   });
 });
 
