@@ -46,7 +46,7 @@ describe('options and environment', () => {
     assert.equal(o.config, 'lwrt_qemu_malta_defconfig');
     assert.equal(o.userspace, undefined);
     assert.equal(mergeEnv({}, { CONFIG: 'xip_qemu_malta_defconfig' }).config, 'xip_qemu_malta_defconfig');
-    assert.deepEqual(mergeEnv({}, {}), { board: 'malta', variant: 'xip', toolchain: 'clang' });
+    assert.deepEqual(mergeEnv({}, {}), { board: 'malta', variant: 'xip', toolchain: 'clang', loader: 'shim' });
   });
 
   it('a variant, toolchain or board that does not exist is refused while parsing, from the command line or the environment', () => {
@@ -64,7 +64,7 @@ describe('options and environment', () => {
   it('every command has a one-line description', () => {
     const p = buildProgram();
     const names = p.commands.map((c) => c.name());
-    for (const n of ['doctor', 'source', 'build', 'image', 'verify', 'boot', 'run']) assert.ok(names.includes(n), n);
+    for (const n of ['doctor', 'source', 'build', 'flashmap', 'image', 'verify', 'boot', 'run']) assert.ok(names.includes(n), n);
     for (const c of p.commands) {
       assert.ok(c.description().length > 0 && c.description().length <= 70 && !c.description().includes('\n'), c.name());
     }
@@ -72,7 +72,7 @@ describe('options and environment', () => {
 
   it('one module per command, in the order of the help', () => {
     const names = buildProgram().commands.map((c) => c.name());
-    assert.deepEqual(names, ['doctor', 'source', 'build', 'image', 'verify', 'boot', 'run', 'measure', 'bench', 'report', 'soak', 'series', 'fresh-check']);
+    assert.deepEqual(names, ['doctor', 'source', 'build', 'flashmap', 'image', 'verify', 'boot', 'run', 'measure', 'bench', 'report', 'soak', 'series', 'fresh-check']);
     assert.equal(COMMANDS.length, names.length);
   });
 

@@ -272,9 +272,9 @@ describe('flash use from the image report', () => {
       f.parts.map((p) => p.name),
       ['shim', 'text', 'rodata', 'init', 'initramfs', 'data image'],
     );
-    assert.equal(f.imageBytes, rep.size);
+    assert.equal(f.imageBytes, rep.layout.used);
     assert.equal(f.budgetBytes, 0x3e0000);
-    assert.equal(f.freeBytes, 0x3e0000 - rep.size);
+    assert.equal(f.freeBytes, 0x3e0000 - rep.layout.used);
     const init = rep.layout.regions.filter((r) => r.name.startsWith('init ')).reduce((s, r) => s + r.size, 0);
     assert.equal(f.parts.find((p) => p.name === 'init')?.bytes, init);
     // Everything in the image is in a part, except the alignment gaps between them.

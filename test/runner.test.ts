@@ -105,7 +105,7 @@ describe('qemuArgs / boot argument checks', () => {
         () => qemuArgs(o),
         (err: unknown) => err instanceof XipError && err.exitCode === EXIT.badInput && re.test(err.message),
       );
-    bad(opts('x', { variant: 'stock', kernel: vmlinux }), /not both/);
+    bad(opts('x', { variant: 'stock', kernel: vmlinux }), /not several/);
     bad(opts('x', { bios: undefined }), /nothing to boot.*xip image/);
     bad(opts('x', { bios: join(tmp, 'missing.bin') }), /missing\.bin not found/);
     bad(opts('x', { memMiB: 0 }), /memory size '0'/);

@@ -11,7 +11,7 @@ export interface FlashmapCommandOptions {
 export function define(program: Command): Command {
   return program
     .command('flashmap')
-    .description("the flash partition map of the board and loader: what the image holds where, and the kernel's mtdparts")
+    .description('the flash partition map: what the image holds where, and mtdparts')
     .option('--markdown', 'as a Markdown table (the README tables are made with it)')
     .option('--json', 'as JSON partitions (a start for --flash-map FILE)');
 }

@@ -13,6 +13,7 @@ export interface FlashPart {
 }
 
 export interface FlashUse {
+  /** Bytes of the chip in use (every region but the free ones). */
   imageBytes: number;
   budgetBytes: number;
   freeBytes: number;
@@ -23,6 +24,7 @@ export interface FlashUse {
 /** Region names of the image report mapped to the parts the issue names. */
 const PART_OF: Record<string, string> = {
   'boot shim': 'shim',
+  'U-Boot': 'loader',
   'kernel text': 'text',
   'rodata + tables': 'rodata',
   'init code + tables': 'init',
@@ -42,9 +44,9 @@ export function flashUse(report: ImageReport): FlashUse {
     else parts.push({ name, bytes: r.size });
   }
   return {
-    imageBytes: report.size,
+    imageBytes: report.layout.used,
     budgetBytes: report.layout.budget,
-    freeBytes: report.layout.budget - report.size,
+    freeBytes: report.layout.budget - report.layout.used,
     parts,
   };
 }
