@@ -5,8 +5,8 @@
 #   make test         run the whole test suite
 #   make help         list the targets
 
-# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC
-# KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN. Given on the command line
+# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE
+# KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN. Given on the command line
 # (make VARIANT=stock) or in the environment, make passes them on to every
 # recipe by itself; they are not defined here, so an unset variable stays
 # unset (not exported as an empty string).
@@ -22,7 +22,7 @@ DIST_STAMP := dist/.stamp
 TS_SOURCES := $(shell find src -name '*.ts')
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel image verify series boot test run soak bench fresh-check clean distclean help check-deps
+.PHONY: all deps source kernel flashmap image verify series boot test run soak bench fresh-check clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -45,10 +45,13 @@ deps: check-deps ## install missing host tools (apt-get) and npm packages
 source: $(DIST_STAMP) ## unpack and patch the kernel source under build/src
 	$(XIP) source
 
-kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc)
+kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc|llvm, LOADER=shim|uboot)
 	$(XIP) build
 
-image: $(DIST_STAMP) ## assemble the flash image build/out/xip-bios.bin
+flashmap: $(DIST_STAMP) ## print the flash partition map of the board and loader (LOADER=shim|uboot, FLASH_MAP=file.json)
+	$(XIP) flashmap
+
+image: $(DIST_STAMP) ## assemble the whole flash chip's image build/out/xip-bios.bin (loader, kernel, partitions)
 	$(XIP) image
 
 verify: $(DIST_STAMP) ## check the XIP vmlinux and flash image layout
@@ -98,4 +101,4 @@ distclean: ## remove build/ entirely, node_modules and dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
-	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN'
+	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN'

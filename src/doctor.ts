@@ -236,6 +236,8 @@ export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
     // The tests: QEMU runs with its firmware directories hidden (src/qemu/firmware.ts).
     present('unshare', 'util-linux', 'tests: boots with QEMU firmware hidden'),
     present('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
+    // LOADER=uboot fetches the pinned u-boot-qemu with apt-get download (never installed); its tests read the uImage with u-boot-tools.
+    present('dumpimage', 'u-boot-tools', 'tests: the XIP uImage read back by dumpimage -l (LOADER=uboot)'),
     {
       ...pkg(`linux-source-6.12 (${DEBIAN_TARBALL})`, 'linux-source-6.12', '6.12', 'the kernel source (unless KERNEL_SRC or KERNEL_TARBALL)', () =>
         existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),

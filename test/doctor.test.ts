@@ -84,6 +84,7 @@ describe('tool table', () => {
       'dpkg-dev',
       'util-linux',
       'mount',
+      'u-boot-tools',
     ]) {
       assert.ok(pkgs.includes(p), p);
     }

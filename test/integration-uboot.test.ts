@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type Partition } from '../src/boards/board.ts';
+import { kernelPartition } from '../src/boards/flashmap.ts';
+import { mergeEnv } from '../src/cli.ts';
+import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
+import { readElf } from '../src/elf/elf32.ts';
+import { xipImagePath, type ImageReport } from '../src/image/index.ts';
+import { swapWords } from '../src/image/layout.ts';
+import { readImageReport } from '../src/image/stage.ts';
+import { UIMAGE_HEADER_BYTES } from '../src/image/uboot-formats.ts';
+import { capture, run } from '../src/proc.ts';
+import { DEFAULT_MARKERS, parseMemoryLine } from '../src/qemu/markers.ts';
+import { boot } from '../src/qemu/runner.ts';
+
+/**
+ * Booting like a router, from the flash chip alone:
+ *
+ * - LOADER=uboot: Debian's stock U-Boot for maltael runs from the CFI chip
+ *   (-drive if=pflash, a copy of the image), and at its prompt the lab
+ *   script types the bootargs and `bootm` of the kernel partition; U-Boot
+ *   must run the legacy uImage in place ("XIP Kernel Image"): its load
+ *   address is where the kernel lies in flash. The uImage is checked by
+ *   u-boot-tools (dumpimage -l) too.
+ * - The whole chip is the budget: a flash map that puts the kernel so high
+ *   that its data image (which head.S copies to RAM at boot) crosses
+ *   0x3e0000, where QEMU stops swapping, boots; and the same image with
+ *   those last bytes swapped like the rest does not (negative control).
+ */
+const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+const tmp = mkdtempSync(join(tmpdir(), 'xip-uboot-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function cli(args: string[], timeoutMs = 55 * 60 * 1000) {
+  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), '--toolchain', toolchain, ...args], {
+    allowFailure: true,
+    timeoutMs,
+    tailLines: 80,
+    onLine: (l) => process.stderr.write(`    ${l}\n`),
+  });
+  return { code: r.code, out: r.tail.join('\n') };
+}
+
+/** The image as the chip holds it (QEMU's swap of the first 0x3e0000 bytes undone). */
+function chipBytes(file: string, swapBytes: number): Uint8Array {
+  const b = new Uint8Array(readFileSync(file));
+  swapWords(b, swapBytes);
+  return b;
+}
+
+describe(`U-Boot loader (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
+  const ctx = makeContext({ toolchain, loader: 'uboot' });
+
+  it('builds the kernel behind the uImage header, assembles U-Boot + uImage + its environment partition, verifies', async () => {
+    for (const step of ['build', 'image', 'verify']) {
+      const r = await cli(['--loader', 'uboot', step]);
+      assert.equal(r.code, 0, `${step}:\n${r.out}`);
+    }
+    const rep = readImageReport(ctx) as ImageReport;
+    assert.equal(rep.loader, 'uboot');
+    const kp = kernelPartition(ctx.board);
+    assert.equal(ctx.board.xipPhys, ctx.board.flashPhys + kp.offset + UIMAGE_HEADER_BYTES);
+    const elf = readElf(ctx.vmlinux);
+    assert.equal(elf.findSymbol('_text')!.value >>> 0, (0x80000000 + ctx.board.xipPhys) >>> 0, 'linked behind the header');
+    const chip = chipBytes(ctx.imagePath, ctx.board.loaderSwapBytes);
+    assert.equal(chip.length, ctx.board.flashSize);
+    // u-boot.bin from the pinned package at 0, unchanged once unswapped.
+    const ubootBin = readFileSync(join(ctx.buildDir, 'uboot', `${rep.uboot!.package}_${rep.uboot!.version}`, 'u-boot.bin'));
+    assert.deepEqual(Buffer.from(chip.subarray(0, ubootBin.length)), ubootBin);
+    // The uImage as u-boot-tools reads it.
+    const xip = readFileSync(xipImagePath(ctx));
+    const uimage = join(tmp, 'kernel.uimage');
+    writeFileSync(uimage, chip.subarray(kp.offset, kp.offset + UIMAGE_HEADER_BYTES + xip.length));
+    const listed = capture('dumpimage', ['-l', uimage]);
+    assert.match(listed, /Image Type:\s+MIPS Linux Kernel Image \(uncompressed\)/);
+    assert.match(listed, new RegExp(`Data Size:\\s+${xip.length} Bytes`));
+    assert.match(listed, new RegExp(`Load Address:\\s+${(0x80000000 + ctx.board.xipPhys).toString(16)}`));
+    assert.match(listed, new RegExp(`Entry Point:\\s+${(elf.findSymbol('kernel_entry')!.value >>> 0).toString(16)}`));
+    assert.deepEqual(Buffer.from(chip.subarray(kp.offset + UIMAGE_HEADER_BYTES, kp.offset + UIMAGE_HEADER_BYTES + xip.length)), xip);
+    // The environment partition lies beyond QEMU's swapped range, erased.
+    const env = ctx.board.partitions.find((p) => p.content === 'uboot-env')!;
+    assert.ok(env.offset >= ctx.board.loaderSwapBytes);
+    assert.ok(chip.subarray(env.offset, env.offset + env.size).every((b) => b === 0xff));
+  });
+
+  it('boots from the CFI chip at 256 MiB: U-Boot banner, bootm runs the XIP Kernel Image, the kernel runs from 0x1e050040, powers off', async () => {
+    const r = await cli(['--loader', 'uboot', 'boot', '--mem', '256'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    const log = readFileSync(ctx.bootLog, 'utf8');
+    const at = (re: RegExp) => {
+      const m = re.exec(log);
+      assert.ok(m, `${re} not in ${ctx.bootLog}`);
+      return m.index;
+    };
+    // In order: U-Boot, the lab script, bootm's listing, the kernel.
+    const steps = [
+      /^U-Boot 20\d\d\.\d\d/m,
+      /^Flash: 4 MiB$/m,
+      /bootm 0x9e050000/,
+      /Load Address: 9e050040/,
+      /Verifying Checksum \.\.\. OK/,
+      /XIP Kernel Image/,
+      ...DEFAULT_MARKERS.map((m) => new RegExp(m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))),
+    ];
+    let last = -1;
+    for (const re of steps) {
+      const i = at(re);
+      assert.ok(i > last, `${re} out of order in ${ctx.bootLog}`);
+      last = i;
+    }
+    // The kernel runs from the chip behind the header, with the command line U-Boot passed (and the flash map in it).
+    const linux = at(/^Linux version /m);
+    assert.ok(at(/^XIP: kernel executes from flash \[mem 0x1e050040-/m) > linux);
+    assert.ok(at(/^Kernel command line: console=ttyS0,115200 mtdparts=1e000000\.flash:320k@0x0\(u-boot\)ro,3648k@0x50000\(kernel\)ro,128k@0x3e0000\(u-boot-env\) mem=256M$/m) > linux);
+    assert.doesNotMatch(log, /Loading kernel|Uncompressing/, 'bootm copied the kernel instead of running it in place');
+    const mem = /^Memory: .*$/m.exec(log)?.[0] ?? '';
+    assert.equal(parseMemoryLine(mem)?.totalKiB, 256 * 1024, mem);
+  });
+
+  it('refuses a RAM size U-Boot cannot start with, in one line', async () => {
+    const r = await cli(['--loader', 'uboot', 'boot', '--mem', '64'], 60 * 1000);
+    assert.equal(r.code, 2, r.out);
+    assert.match(r.out, /xip: error: U-Boot on malta needs 256 MiB of RAM .*--mem 256.*LOADER=shim/);
+  });
+});
+
+describe(`the whole chip is the budget (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
+  it('a kernel placed so that its data image crosses 0x3e0000 boots from the flash; swapped past 0x3e0000 it does not', async () => {
+    const shim = makeContext({ toolchain });
+    for (const step of ['build', 'image']) {
+      const r = await cli([step]);
+      assert.equal(r.code, 0, `${step}:\n${r.out}`);
+    }
+    const size = readFileSync(xipImagePath(shim)).length;
+    const b = shim.board;
+    const offset = Math.floor((b.flashSize - size) / 0x1000) * 0x1000;
+    const map: Partition[] = [
+      { name: 'loader', offset: 0, size: 0x1000, readOnly: true, content: 'loader' },
+      { name: 'spare', offset: 0x1000, size: offset - 0x1000, readOnly: true, content: 'free' },
+      { name: 'kernel', offset, size: b.flashSize - offset, readOnly: true, content: 'kernel' },
+    ];
+    const mapFile = join(tmp, 'high-kernel.json');
+    writeFileSync(mapFile, JSON.stringify(map));
+    for (const step of ['build', 'image', 'verify']) {
+      const r = await cli(['--flash-map', mapFile, step]);
+      assert.equal(r.code, 0, `${step}:\n${r.out}`);
+    }
+    const ctx = makeContext({ toolchain, flashMap: mapFile });
+    assert.equal(ctx.board.xipPhys, b.flashPhys + offset);
+    const rep = readImageReport(ctx) as ImageReport;
+    const data = rep.layout.regions.find((r) => r.name.startsWith('data image'))!;
+    const swapEnd = b.flashPhys + b.loaderSwapBytes;
+    assert.ok(data.start < swapEnd && data.end > swapEnd + 0x1000, `data image ${data.start.toString(16)}..${data.end.toString(16)} does not cross ${swapEnd.toString(16)}`);
+
+    const good = await boot({ board: ctx.board, variant: 'xip', bios: ctx.imagePath, memMiB: 64, log: join(tmp, 'high.log') });
+    assert.deepEqual(good.markersSeen, [...DEFAULT_MARKERS], `log ${good.log}\n${(good.tail ?? []).join('\n')}`);
+    assert.equal(good.exitCode, 0);
+    assert.match(readFileSync(good.log!, 'utf8'), new RegExp(`XIP: kernel executes from flash \\[mem 0x${ctx.board.xipPhys.toString(16)}-`));
+
+    // Negative control: had the toolkit swapped the whole file, the kernel would read scrambled data past 0x3e0000.
+    const bad = join(tmp, 'swapped-all.bin');
+    copyFileSync(ctx.imagePath, bad);
+    const bytes = new Uint8Array(readFileSync(bad));
+    const tail = bytes.subarray(b.loaderSwapBytes);
+    swapWords(tail, tail.length);
+    writeFileSync(bad, bytes);
+    const r = await boot({ board: ctx.board, variant: 'xip', bios: bad, memMiB: 64, log: join(tmp, 'swapped-all.log'), timeoutMs: 30_000 });
+    assert.equal(r.ok, false, `a kernel whose data past 0x3e0000 was scrambled booted: the test does not reach that data (log ${r.log})`);
+  });
+});
