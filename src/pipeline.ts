@@ -282,16 +282,18 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   let pflash: string | undefined;
   let dialog: DialogStep[] | undefined;
   const markers = [...expect.markers];
-  if (ctx.variant === 'xip' && ctx.board.loader === 'uboot') {
-    const need = ctx.board.uboot!.memMiB;
-    if (o.memMiB !== need || o.memKiB !== undefined) {
-      throw badInput(`U-Boot on ${ctx.board.name} needs ${need} MiB of RAM (it assumes that much; with less it hangs): boot with --mem ${need}, or build with LOADER=shim for smaller RAM`);
+  if (ctx.variant === 'xip' && ctx.board.loader !== 'shim') {
+    const need = ctx.board.uboot!.stock.memMiB;
+    if (ctx.board.loader === 'uboot-stock' && (o.memMiB !== need || o.memKiB !== undefined)) {
+      throw badInput(`the stock U-Boot on ${ctx.board.name} needs ${need} MiB of RAM (it assumes that much; with less it hangs): boot with --mem ${need}, or build with LOADER=uboot (from source, probes RAM) or LOADER=shim`);
     }
     // A copy per boot: what the guest writes to its flash stays in the copy, not in the build.
     pflash = join(ctx.variantDir, 'flash-run.bin');
     copyFileSync(ctx.imagePath, pflash);
-    dialog = ubootDialog(ctx.board, o.memMiB);
-    markers.unshift(...UBOOT_MARKERS);
+    if (ctx.board.loader === 'uboot-stock') {
+      dialog = ubootDialog(ctx.board, o.memMiB);
+      markers.unshift(...UBOOT_MARKERS);
+    } else markers.unshift(UBOOT_MARKERS[0], 'Hit any key to stop autoboot', UBOOT_MARKERS[1]);
   }
   const session = o.session ?? (await expect.bootSession?.(ctx.board));
   try {
@@ -320,8 +322,8 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
 export const UBOOT_MARKERS = ['U-Boot 20', 'XIP Kernel Image'] as const;
 
 /**
- * The lab script at the stock U-Boot's prompt, as an engineer types it at
- * a vendor's bootloader: the kernel command line (with mem=, because this
+ * The lab script at the stock U-Boot's prompt (LOADER=uboot-stock), as an
+ * engineer types it at a vendor's bootloader: the kernel command line (with mem=, because this
  * U-Boot passes memsize in MiB where Linux on malta reads bytes, and the
  * flash map as mtdparts), then bootm of the kernel partition.
  */

@@ -1,8 +1,18 @@
 import { z } from 'zod';
 
-/** What starts the kernel: our 4 KiB boot shim, or a stock U-Boot booting an XIP uImage with bootm. */
-export const LOADERS = ['shim', 'uboot'] as const;
+/**
+ * What starts the kernel: our 4 KiB boot shim; U-Boot built from Debian's
+ * source with a corrected config, booting the XIP uImage by itself from its
+ * saved environment; or Debian's stock U-Boot binary, driven at its prompt.
+ * Both U-Boots use the board's uboot flash map.
+ */
+export const LOADERS = ['shim', 'uboot', 'uboot-stock'] as const;
 export type Loader = (typeof LOADERS)[number];
+
+/** The flash map a loader uses. */
+export function mapOf(loader: Loader): 'shim' | 'uboot' {
+  return loader === 'shim' ? 'shim' : 'uboot';
+}
 
 /** What a flash partition holds. */
 export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'free'] as const;
@@ -45,18 +55,24 @@ export const BoardSchema = z.object({
   loaderSwapBytes: z.number().int().nonnegative(),
   /** The flash partition map of each loader the board supports (the shim's is required). */
   flashMaps: z.object({ shim: z.array(PartitionSchema).min(2), uboot: z.array(PartitionSchema).min(2).optional() }),
-  /** The stock U-Boot: a Debian package per Debian release, pinned, never installed into the host. */
   uboot: z
     .object({
-      package: z.string(),
-      /** Path of u-boot.bin inside the package. */
-      binary: z.string(),
-      /** Debian codename -> pinned version and sha256 of the .deb. */
-      pins: z.record(z.object({ version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+      /** The source-built U-Boot (LOADER=uboot): its recipe file, repository-relative (firmware/u-boot/). */
+      recipe: z.string(),
+      /** Seconds it waits for a key before running the saved bootcmd. */
+      bootdelay: z.number().int().nonnegative(),
+      /** The stock binary (LOADER=uboot-stock): a Debian package per Debian release, pinned, never installed into the host. */
+      stock: z.object({
+        package: z.string(),
+        /** Path of u-boot.bin inside the package. */
+        binary: z.string(),
+        /** Debian codename -> pinned version and sha256 of the .deb. */
+        pins: z.record(z.object({ version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+        /** RAM it needs to start (it assumes this much). */
+        memMiB: z.number().int().positive(),
+      }),
       /** Its command prompt (the lab script waits for it). */
       prompt: z.string(),
-      /** RAM it needs to start (it assumes this much). */
-      memMiB: z.number().int().positive(),
     })
     .optional(),
   /** Physical RAM base and the kernel's RAM link address (KSEG0). */

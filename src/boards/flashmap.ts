@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { badInput } from '../errors.ts';
 import { hex, renderTable } from '../text.ts';
-import { PartitionSchema, UIMAGE_HEADER_SIZE, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { PartitionSchema, UIMAGE_HEADER_SIZE, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
 
 const h = (n: number) => hex(n, 8);
 
@@ -36,7 +36,7 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
     if (n !== 1) throw badInput(`${where}: ${n} partitions hold the ${content}, there must be exactly one`);
   }
   if (partitionOf(parts, 'loader')!.offset !== 0) throw badInput(`${where}: the loader partition must start at offset 0, where the CPU resets`);
-  if (loader === 'uboot' && !partitionOf(parts, 'uboot-env')) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
+  if (loader !== 'shim' && !partitionOf(parts, 'uboot-env')) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
 }
 
 /**
@@ -62,12 +62,12 @@ export function readFlashMap(file: string): Partition[] {
 
 /** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */
 export function withLoader(board: BoardData, loader: Loader, custom?: Partition[]): Board {
-  const parts = custom ?? board.flashMaps[loader];
-  if (!parts) throw badInput(`board ${board.name} has no ${loader} flash map: use --loader ${Object.keys(board.flashMaps).join(' or ')}`);
-  if (loader === 'uboot' && !board.uboot) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
+  const parts = custom ?? board.flashMaps[mapOf(loader)];
+  if (!parts) throw badInput(`board ${board.name} has no ${mapOf(loader)} flash map: use --loader shim`);
+  if (loader !== 'shim' && !board.uboot) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
   checkFlashMap(board, loader, parts);
   const kernel = partitionOf(parts, 'kernel')!;
-  const header = loader === 'uboot' ? UIMAGE_HEADER_SIZE : 0;
+  const header = loader === 'shim' ? 0 : UIMAGE_HEADER_SIZE;
   return { ...board, loader, partitions: parts.map((p) => ({ ...p })), xipPhys: board.flashPhys + kernel.offset + header };
 }
 
@@ -103,7 +103,15 @@ export function formatFlashMap(board: Board, o: { markdown?: boolean } = {}): st
     `${(p.size / 1024).toFixed(p.size % 1024 === 0 ? 0 : 1)} KiB`,
     h(board.flashPhys + p.offset),
     p.readOnly ? 'ro' : 'rw',
-    p.content === 'kernel' && board.loader === 'uboot' ? 'XIP kernel (uImage, kernel at +0x40)' : CONTENT_TEXT[p.content],
+    p.content === 'kernel' && board.loader !== 'shim'
+      ? 'XIP kernel (uImage, kernel at +0x40)'
+      : p.content === 'loader'
+        ? board.loader === 'shim'
+          ? 'boot shim'
+          : board.loader === 'uboot'
+            ? 'U-Boot (Debian source, firmware/u-boot/)'
+            : `U-Boot (Debian ${board.uboot?.stock.package ?? 'u-boot'})`
+        : CONTENT_TEXT[p.content],
   ]);
   const head = ['partition', 'offset', 'end', 'size', 'physical', 'kernel', 'holds'];
   return renderTable(head, rows, o.markdown ? { markdown: true, align: ['l', 'l', 'l', 'r', 'l', 'l', 'l'] } : { indent: '  ' });

@@ -39,14 +39,18 @@ export const malta: BoardData = {
     ],
   },
   uboot: {
-    package: 'u-boot-qemu',
-    binary: 'usr/lib/u-boot/maltael/u-boot.bin',
-    pins: {
-      bookworm: { version: '2023.01+dfsg-2+deb12u3', sha256: '02a14f0876b76c0d7d7934e9b83a77515c5bdbad1e00af84c445bfeb1e6b8665' },
-      trixie: { version: '2025.01-3+deb13u1', sha256: 'a3751b5d36a411457b2e7a2834cdce0e5d40493e6588a65d51c5603740a0c71c' },
+    recipe: 'firmware/u-boot/maltael.json',
+    bootdelay: 1,
+    stock: {
+      package: 'u-boot-qemu',
+      binary: 'usr/lib/u-boot/maltael/u-boot.bin',
+      pins: {
+        bookworm: { version: '2023.01+dfsg-2+deb12u3', sha256: '02a14f0876b76c0d7d7934e9b83a77515c5bdbad1e00af84c445bfeb1e6b8665' },
+        trixie: { version: '2025.01-3+deb13u1', sha256: 'a3751b5d36a411457b2e7a2834cdce0e5d40493e6588a65d51c5603740a0c71c' },
+      },
+      memMiB: 256,
     },
     prompt: 'maltael # ',
-    memMiB: 256,
   },
   ramPhys: 0x00000000,
   linkAddress: 0x80100000,

@@ -5,11 +5,14 @@ import { kernelPartition } from '../boards/flashmap.ts';
 import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
-import { writeFileAtomic } from '../fsutil.ts';
+import { sha256, writeFileAtomic } from '../fsutil.ts';
 import { assembleFlash, checkFits, checkXipImage, describeLayout, placeSegments, type Layout, type PartitionContent } from './layout.ts';
 import { buildShim, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
-import { uImageHeader } from './uboot-formats.ts';
+import { buildUboot } from './uboot-build.ts';
+import { ubootEnv, uImageHeader } from './uboot-formats.ts';
+import { kernelCmdline } from '../boards/flashmap.ts';
+import type { Board } from '../boards/board.ts';
 
 export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };
@@ -23,13 +26,30 @@ export interface ImageReport {
   kernelEntry: number;
   /** Bytes of the loader (the shim, or U-Boot's u-boot.bin). */
   loaderBytes: number;
-  /** The U-Boot package the image holds (loader uboot). */
-  uboot?: { package: string; version: string; sha256: string };
+  /** The U-Boot the image holds: built from Debian's source (loader uboot) or the stock package (uboot-stock). */
+  uboot?: { from: 'source' | 'stock'; package: string; version: string; sha256: string; bin: string };
+  /** The saved U-Boot environment written to its partition (loader uboot). */
+  ubootEnv?: Record<string, string>;
   /** The XIP uImage header in front of the kernel (loader uboot): bootm's load and entry addresses. */
   uimage?: { name: string; load: number; entry: number; dataBytes: number };
   /** The kernel's data is stored deflated (CONFIG_XIP_DEFLATED_DATA). */
   deflated: boolean;
   layout: Layout;
+}
+
+/**
+ * The environment the image saves for U-Boot: the kernel command line
+ * (with the flash map as mtdparts), bootm of the kernel partition's KSEG0
+ * address, the board's boot delay.
+ */
+export function defaultUbootEnv(board: Board): Record<string, string> {
+  const kernel = kseg0(board.flashPhys + kernelPartition(board).offset);
+  return {
+    baudrate: '115200',
+    bootargs: kernelCmdline(board),
+    bootcmd: `bootm 0x${kernel.toString(16)}`,
+    bootdelay: String(board.uboot?.bootdelay ?? 1),
+  };
 }
 
 /** The kernel's own flash image (make xipImage), next to vmlinux. */
@@ -73,14 +93,23 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   const contents: PartitionContent[] = [];
   let uboot: ImageReport['uboot'];
   let uimage: ImageReport['uimage'];
+  let env: Record<string, string> | undefined;
   let kernelBytes: Uint8Array = kernel.bytes;
   if (board.loader === 'shim') {
     const shim = await buildShim(ctx, entrySym.value);
     contents.push({ partition: loaderPart, bytes: shim.bytes });
   } else {
-    const ub = await fetchUboot(board, ctx.buildDir);
-    contents.push({ partition: loaderPart, bytes: new Uint8Array(readFileSync(ub.path)) });
-    uboot = { package: ub.package, version: ub.version, sha256: ub.sha256 };
+    let bin: string;
+    if (board.loader === 'uboot') {
+      const ub = await buildUboot(ctx.repo, board, ctx.buildDir);
+      bin = ub.bin;
+      uboot = { from: 'source', package: 'u-boot', version: ub.version, sha256: sha256(readFileSync(bin)), bin };
+    } else {
+      const ub = await fetchUboot(board, ctx.buildDir);
+      bin = ub.path;
+      uboot = { from: 'stock', package: ub.package, version: ub.version, sha256: ub.sha256, bin };
+    }
+    contents.push({ partition: loaderPart, bytes: new Uint8Array(readFileSync(bin)) });
     // load = where the data already is: bootm then runs it in place ("XIP Kernel Image").
     const name = uImageName(ctx);
     const header = uImageHeader(kernel.bytes, { load: kseg0(board.xipPhys), entry: entrySym.value, name });
@@ -88,7 +117,13 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     kernelBytes.set(header);
     kernelBytes.set(kernel.bytes, header.length);
     uimage = { name, load: kseg0(board.xipPhys), entry: entrySym.value >>> 0, dataBytes: kernel.bytes.length };
-    // The environment partition stays erased: see README "U-Boot" (the stock binary cannot start with a saved one).
+    if (board.loader === 'uboot') {
+      // Boots by itself, as a router does: the saved bootcmd runs bootm of the kernel partition.
+      const envPart = partitionOf(board.partitions, 'uboot-env')!;
+      env = defaultUbootEnv(board);
+      contents.push({ partition: envPart, bytes: ubootEnv(env, envPart.size, board.endian) });
+    }
+    // uboot-stock: the environment partition stays erased (that binary cannot start with a saved one: README "U-Boot").
   }
   contents.push({ partition: kernelPart, bytes: kernelBytes });
   const image = assembleFlash(contents, board);
@@ -102,6 +137,7 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     kernelEntry: entrySym.value >>> 0,
     loaderBytes: contents[0]!.bytes.length,
     uboot,
+    ubootEnv: env,
     uimage,
     deflated: kernel.deflated,
     layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd),

@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../fsutil.ts';
 import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
 import { buildImage, xipImagePath, type ImageReport } from './index.ts';
 import { shimSources } from './shim.ts';
+import { patchesOf, recipePath } from './uboot-build.ts';
 
 /** Where the image build leaves its report (layout map, sizes), read back when up to date. */
 export function imageReportPath(ctx: BuildContext): string {
@@ -38,6 +39,8 @@ export async function imageStage(
       h.file('xipImage', xipImagePath(ctx));
       for (const f of shimSources(ctx.repo)) h.file(f.slice(ctx.repo.length + 1), f);
       h.value('board', JSON.stringify(ctx.board));
+      // The source-built U-Boot: its recipe and patches (its cache is keyed by them too).
+      if (ctx.board.loader === 'uboot') for (const f of [recipePath(ctx.repo, ctx.board), ...patchesOf(ctx.repo)]) h.file(f.slice(ctx.repo.length + 1), f);
       h.value('toolchain', ctx.toolchain);
     },
     outputs: [ctx.imagePath, imageReportPath(ctx)],

@@ -21,12 +21,12 @@ export interface UbootBinary {
 
 /** The pinned package of this host's Debian release; throws naming the releases that have one. */
 export function ubootPin(board: Board, codename = hostCodename()): { package: string; version: string; sha256: string; binary: string } {
-  const u = board.uboot;
+  const u = board.uboot?.stock;
   if (!u) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
   const pin = codename === undefined ? undefined : u.pins[codename];
   if (!pin) {
     throw badInput(
-      `no ${u.package} pinned for Debian '${codename ?? 'unknown'}' (this host's /etc/os-release): LOADER=uboot runs on Debian ${Object.keys(u.pins).join(' and ')}; use LOADER=shim here`,
+      `no ${u.package} pinned for Debian '${codename ?? 'unknown'}' (this host's /etc/os-release): LOADER=uboot-stock runs on Debian ${Object.keys(u.pins).join(' and ')}; use LOADER=uboot (built from source) or shim here`,
     );
   }
   return { package: u.package, version: pin.version, sha256: pin.sha256, binary: u.binary };

@@ -12,7 +12,7 @@ import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
 import { kernelPartition } from '../boards/flashmap.ts';
-import { IH, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
+import { IH, parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
 
@@ -407,7 +407,7 @@ export function rule5(inp: RuleInputs): RuleResult {
   let magic: number | null = null;
   let target: number | null = null;
   let loaderText = '';
-  if (inp.board.loader === 'uboot') {
+  if (inp.board.loader !== 'shim') {
     // A legacy uImage header in front of the kernel: bootm runs it in place only if load is where its data lies.
     const off = inp.board.xipPhys - inp.board.flashPhys - UIMAGE_HEADER_BYTES;
     try {
@@ -421,6 +421,18 @@ export function rule5(inp: RuleInputs): RuleResult {
         problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
       }
       loaderText = `uImage header at +${hex(off)} valid (CRCs ok), load ${hex(hd.load)}, entry kernel_entry ${hex(hd.entry)}`;
+      if (inp.board.loader === 'uboot') {
+        // The source-built U-Boot boots by itself: its saved environment must be valid and bootm this uImage.
+        const envPart = inp.board.partitions.find((p) => p.content === 'uboot-env')!;
+        const want = `bootm ${hex(kseg0(inp.board.xipPhys - UIMAGE_HEADER_BYTES))}`;
+        try {
+          const env = parseUbootEnv(img.subarray(envPart.offset, envPart.offset + envPart.size), inp.board.endian);
+          if (env.bootcmd !== want) problems.push(`U-Boot environment: bootcmd is '${env.bootcmd ?? ''}', not '${want}'`);
+          else loaderText += `; U-Boot environment at +${hex(envPart.offset)} valid, bootcmd '${want}'`;
+        } catch (e) {
+          problems.push(`U-Boot environment at +${hex(envPart.offset)}: ${(e as Error).message}`);
+        }
+      }
     } catch (e) {
       problems.push(`no valid uImage header at +${hex(off)}: ${(e as Error).message}`);
     }
