@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import type { ZodType } from 'zod';
+import { badInput } from './errors.ts';
 
 /**
  * Write a file atomically: write to a temporary name in the same directory,
@@ -29,4 +31,24 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode?: 
 
 export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Parse `text` (a JSON file's contents) with a zod schema; bad JSON or a
+ * value that does not fit is bad input in one line naming `where`, the
+ * first offending path and `fix`.
+ */
+export function parseJsonText<T>(schema: ZodType<T>, text: string, where: string, fix = 'fix the file'): T {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw badInput(`${where}: not valid JSON (${(err as Error).message.split('\n')[0]}); ${fix}`);
+  }
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw badInput(`${where}: ${i.path.join('.') || '(top)'}: ${i.message}; ${fix}`);
+  }
+  return r.data;
 }

@@ -69,9 +69,9 @@ describe('flash maps', () => {
     assert.equal(ctx.board.xipPhys, 0x1e010000);
     assert.match(ctx.variantDir, /xip-clang-map-[0-9a-f]{8}$/);
     writeFileSync(join(tmp, 'bad.json'), '[{"name": "x",');
-    assert.throws(() => readFlashMap(join(tmp, 'bad.json')), /flash map .*bad\.json is not JSON/);
+    assert.throws(() => readFlashMap(join(tmp, 'bad.json')), /flash map .*bad\.json: not valid JSON .*start from xip flashmap --json/);
     writeFileSync(join(tmp, 'field.json'), '[{"name": "x", "offset": 0}]');
-    assert.throws(() => readFlashMap(join(tmp, 'field.json')), /flash map .*field\.json: 0\.size: Required: each partition needs name, offset, size, readOnly and content/);
+    assert.throws(() => readFlashMap(join(tmp, 'field.json')), /flash map .*field\.json: 0\.size: Required; each partition needs name, offset, size, readOnly and content/);
     assert.throws(() => readFlashMap(join(tmp, 'none.json')), /flash map .*none\.json not found/);
   });
 

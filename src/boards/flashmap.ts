@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { badInput } from '../errors.ts';
+import { parseJsonText } from '../fsutil.ts';
 import { hex, renderTable } from '../text.ts';
-import { PartitionSchema, UIMAGE_HEADER_SIZE, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { PARTITION_CONTENTS, PartitionSchema, UIMAGE_HEADER_SIZE, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
 
 const h = (n: number) => hex(n, 8);
 
@@ -46,18 +47,12 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
  */
 export function readFlashMap(file: string): Partition[] {
   if (!existsSync(file)) throw badInput(`flash map ${file} not found: give a JSON file with the partitions (see xip flashmap --json)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw badInput(`flash map ${file} is not JSON (${(e as Error).message.split('\n')[0]}): fix it or start from xip flashmap --json`);
-  }
-  const r = z.array(PartitionSchema).safeParse(json);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw badInput(`flash map ${file}: ${i.path.join('.') || 'top level'}: ${i.message}: each partition needs name, offset, size, readOnly and content (${['loader', 'uboot-env', 'kernel', 'free'].join(', ')})`);
-  }
-  return r.data;
+  return parseJsonText(
+    z.array(PartitionSchema),
+    readFileSync(file, 'utf8'),
+    `flash map ${file}`,
+    `each partition needs name, offset, size, readOnly and content (${PARTITION_CONTENTS.join(', ')}); start from xip flashmap --json`,
+  );
 }
 
 /** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Board } from '../boards/index.ts';
 import { badInput, XipError } from '../errors.ts';
-import { sha256, writeFileAtomic } from '../fsutil.ts';
+import { parseJsonText, sha256, writeFileAtomic } from '../fsutil.ts';
 import { jobs } from '../kernel/kbuild.ts';
 import { parseConfig } from '../kernel/kconfig.ts';
 import { run } from '../proc.ts';
@@ -52,19 +52,9 @@ export function patchesOf(repo: string): string[] {
 
 export function readRecipe(file: string): UbootRecipe {
   if (!existsSync(file)) throw badInput(`${file} not found: LOADER=uboot needs its U-Boot recipe`);
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw badInput(`${file}: not valid JSON (${(e as Error).message}); fix the file`);
-  }
-  const r = RecipeSchema.safeParse(data);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw badInput(`${file}: ${i.path.join('.') || '(top)'}: ${i.message}; fix the file`);
-  }
-  if (Object.keys(r.data.source.files).filter((f) => f.endsWith('.dsc')).length !== 1) throw badInput(`${file}: source.files must list exactly one .dsc file`);
-  return r.data;
+  const recipe = parseJsonText(RecipeSchema, readFileSync(file, 'utf8'), file);
+  if (Object.keys(recipe.source.files).filter((f) => f.endsWith('.dsc')).length !== 1) throw badInput(`${file}: source.files must list exactly one .dsc file`);
+  return recipe;
 }
 
 /** The .config lines that carry the recipe's settings (later lines win in olddefconfig). */

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { z } from 'zod';
 import type { BuildContext } from '../context.ts';
 import { EXIT, XipError, badInput } from '../errors.ts';
-import { sha256, writeFileAtomic } from '../fsutil.ts';
+import { parseJsonText, sha256, writeFileAtomic } from '../fsutil.ts';
 import { info } from '../log.ts';
 import { run } from '../proc.ts';
 import { hashFile } from '../stamp.ts';
@@ -62,22 +62,12 @@ export function configFragmentPath(repo: string): string {
 
 /** Parse and check the pin file's text; `where` names it in errors. */
 export function parsePin(text: string, where: string): BusyboxPin {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw badInput(`${where}: not valid JSON (${(err as Error).message}); fix the file`);
-  }
-  const r = PinSchema.safeParse(data);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw badInput(`${where}: ${i.path.join('.') || '(top)'}: ${i.message}; fix the file`);
-  }
+  const pin = parseJsonText(PinSchema, text, where);
   for (const k of ['source', 'libc'] as const) {
-    const dsc = Object.keys(r.data[k].files).filter((f) => f.endsWith('.dsc'));
+    const dsc = Object.keys(pin[k].files).filter((f) => f.endsWith('.dsc'));
     if (dsc.length !== 1) throw badInput(`${where}: ${k}.files must list exactly one .dsc file`);
   }
-  return r.data;
+  return pin;
 }
 
 export function readPin(repo: string): BusyboxPin {
