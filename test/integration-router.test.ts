@@ -11,7 +11,7 @@ import { parseMemoryLine } from '../src/qemu/markers.ts';
 import { qemuArgs } from '../src/qemu/runner.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
 import { builtKernelRelease, routerBootSession, routerNicArgs } from '../src/userspace/routerboot.ts';
-import { runXip } from './fixtures/cli.ts';
+import { xipLogged } from './fixtures/cli.ts';
 
 /**
  * The router image (lwrt_qemu_malta_defconfig, userspace 'router') built
@@ -27,14 +27,7 @@ const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const config = 'lwrt_qemu_malta_defconfig';
 const ctx = makeContext({ config, variant: 'xip', toolchain });
 
-async function cli(args: string[], timeoutMs: number) {
-  const r = await runXip(['--config', config, '--toolchain', toolchain, '--variant', 'xip', ...args], {
-    timeoutMs,
-    // Progress goes to the test log, so a slow build is visibly alive.
-    onLine: (l) => process.stderr.write(`    ${l}\n`),
-  });
-  return { code: r.code, out: r.out.split('\n').slice(-60).join('\n') };
-}
+const cli = (args: string[], timeoutMs: number) => xipLogged(['--config', config, '--toolchain', toolchain, '--variant', 'xip', ...args], timeoutMs);
 
 describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, () => {
   it('builds the router kernel and its image; the image fits the flash budget and carries the initramfs', async () => {

@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT, type BuildContext } from '../src/context.ts';
-import { run } from '../src/proc.ts';
+import { makeContext, type BuildContext } from '../src/context.ts';
+import { xipLogged } from './fixtures/cli.ts';
 import { boot } from '../src/qemu/runner.ts';
 import {
   comparableStressLines,
@@ -26,17 +26,8 @@ import {
 const env = mergeEnv({});
 const toolchain = (env.toolchain ?? 'clang') as 'clang' | 'gcc';
 const ctxOf = (variant: 'xip' | 'stock') => makeContext({ variant, toolchain, userspace: 'stress' });
-const XIP_CLI = join(REPO_ROOT, 'bin', 'xip.mjs');
 
-async function cli(args: string[], timeoutMs: number) {
-  const r = await run(process.execPath, [XIP_CLI, '--toolchain', toolchain, ...args], {
-    allowFailure: true,
-    timeoutMs,
-    tailLines: 60,
-    onLine: (l) => process.stderr.write(`    ${l}\n`),
-  });
-  return { code: r.code, out: r.tail.join('\n') };
-}
+const cli = (args: string[], timeoutMs: number) => xipLogged(['--toolchain', toolchain, ...args], timeoutMs);
 
 const runs = new Map<string, string[]>();
 

@@ -6,13 +6,14 @@ import { after, describe, it } from 'node:test';
 import { type Partition } from '../src/boards/board.ts';
 import { kernelCmdline, kernelPartition } from '../src/boards/flashmap.ts';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
+import { makeContext, type Toolchain } from '../src/context.ts';
 import { readElf } from '../src/elf/elf32.ts';
 import { defaultUbootEnv, xipImagePath, type ImageReport } from '../src/image/index.ts';
 import { swapWords } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { parseUbootEnv, UIMAGE_HEADER_BYTES, ubootEnv } from '../src/image/uboot-formats.ts';
-import { capture, run } from '../src/proc.ts';
+import { capture } from '../src/proc.ts';
+import { xipLogged } from './fixtures/cli.ts';
 import { DEFAULT_MARKERS, parseMemoryLine } from '../src/qemu/markers.ts';
 import { boot } from '../src/qemu/runner.ts';
 
@@ -38,15 +39,7 @@ const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const tmp = mkdtempSync(join(tmpdir(), 'xip-uboot-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function cli(args: string[], timeoutMs = 55 * 60 * 1000) {
-  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), '--toolchain', toolchain, ...args], {
-    allowFailure: true,
-    timeoutMs,
-    tailLines: 80,
-    onLine: (l) => process.stderr.write(`    ${l}\n`),
-  });
-  return { code: r.code, out: r.tail.join('\n') };
-}
+const cli = (args: string[], timeoutMs = 55 * 60 * 1000) => xipLogged(['--toolchain', toolchain, ...args], timeoutMs, 80);
 
 /** The image as the chip holds it (QEMU's swap of the first 0x3e0000 bytes undone). */
 function chipBytes(file: string, swapBytes: number): Uint8Array {

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { kseg0 } from '../src/boards/board.ts';
 import { mergeEnv } from '../src/cli.ts';
-import { makeContext, REPO_ROOT, type Toolchain } from '../src/context.ts';
+import { makeContext, type Toolchain } from '../src/context.ts';
 import { readElf } from '../src/elf/elf32.ts';
 import { xipImagePath } from '../src/image/index.ts';
 import { inflateMember } from '../src/image/layout.ts';
 import { parseConfig } from '../src/kernel/kconfig.ts';
-import { run } from '../src/proc.ts';
+import { xipLogged } from './fixtures/cli.ts';
 import { DEFAULT_MARKERS, parseMemoryLine } from '../src/qemu/markers.ts';
 import { boot } from '../src/qemu/runner.ts';
 
@@ -35,15 +35,7 @@ const ctx = makeContext({ config: CONFIG, variant: 'xip', toolchain });
 const tmp = mkdtempSync(join(tmpdir(), 'xip-checks-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function cli(args: string[], timeoutMs: number) {
-  const r = await run(process.execPath, [join(REPO_ROOT, 'bin', 'xip.mjs'), '--config', CONFIG, '--toolchain', toolchain, ...args], {
-    allowFailure: true,
-    timeoutMs,
-    tailLines: 60,
-    onLine: (l) => process.stderr.write(`    ${l}\n`),
-  });
-  return { code: r.code, out: r.tail.join('\n') };
-}
+const cli = (args: string[], timeoutMs: number) => xipLogged(['--config', CONFIG, '--toolchain', toolchain, ...args], timeoutMs);
 
 describe(`XIP kernel series checks (${CONFIG}, ${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
   it('builds, assembles and verifies; the data image in flash is deflated and inflates to vmlinux data', async () => {

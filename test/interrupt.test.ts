@@ -100,23 +100,6 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-/** argv[0] of every process in process group `pgid` (a command the toolkit runs has a group of its own). */
-function groupCommands(pgid: number): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // After "pid (comm) ": state, ppid, pgrp, ...
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
-      out.push(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')[0] ?? '');
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-
 /** Whether tar has begun to fill the source stage's temporary tree: an entry inside its top directory. */
 function unpacking(root: string): boolean {
   try {
