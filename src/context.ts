@@ -88,8 +88,9 @@ const isOneOf = <T extends string>(values: readonly T[], v: string): v is T => (
  * the callers that pass strings of their own (measure, bench, tests).
  */
 export function makeContext(opts: ContextOptions = {}): BuildContext {
-  const custom = opts.flashMap !== undefined && opts.flashMap !== '' ? readFlashMap(resolve(opts.flashMap)) : undefined;
-  const board = getBoard(opts.board ?? DEFAULTS.board, opts.loader ?? DEFAULTS.loader, custom);
+  const mapFile = opts.flashMap !== undefined && opts.flashMap !== '' ? resolve(opts.flashMap) : undefined;
+  const custom = mapFile !== undefined ? readFlashMap(mapFile) : undefined;
+  const board = getBoard(opts.board ?? DEFAULTS.board, opts.loader ?? DEFAULTS.loader, custom, mapFile);
   const variant = opts.variant ?? DEFAULTS.variant;
   if (!isOneOf(VARIANTS, variant)) {
     throw badInput(`unknown variant '${variant}': use ${VARIANTS.join(' or ')}`);

@@ -289,7 +289,8 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
     }
     // A copy per boot: what the guest writes to its flash stays in the copy, not in the build.
     pflash = join(ctx.variantDir, 'flash-run.bin');
-    copyFileSync(ctx.imagePath, pflash);
+    copyFileSync(ctx.imagePath, `${pflash}.${process.pid}.tmp`);
+    renameSync(`${pflash}.${process.pid}.tmp`, pflash);
     if (ctx.board.loader === 'uboot-stock') {
       dialog = ubootDialog(ctx.board, o.memMiB);
       markers.unshift(...UBOOT_MARKERS);
@@ -336,7 +337,7 @@ export function ubootDialog(board: Board, memMiB: number): DialogStep[] {
   ];
 }
 
-/** Stage 4 (xip only): boot shim + flash image, published as build/out/xip-bios.bin. */
+/** Stage 4 (xip only): the whole flash image (loader, kernel, partitions), published as build/out/xip-bios.bin. */
 export async function image(ctx: BuildContext, o: BuildOptions = {}): Promise<ImageReport> {
   if (!existsSync(ctx.vmlinux)) {
     throw badInput(`${ctx.vmlinux} not found: build the kernel first (xip --variant ${ctx.variant} build, or make)`);

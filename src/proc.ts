@@ -31,7 +31,7 @@ export interface RunOptions {
   /** Give the process this terminal's standard input (interactive programs); ignored when `input` is set. */
   inheritStdin?: boolean;
   /** Called with every raw output chunk as it arrives (e.g. to echo it to a terminal). */
-  onData?: (chunk: Buffer) => void;
+  onData?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
   /**
    * Keep standard input open and hand over a function that writes to it
    * (a lab script typing at a console); ignored when `input` is set.
@@ -156,9 +156,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     if (opts.abort?.aborted) stop();
     else opts.abort?.addEventListener('abort', onAbort, { once: true });
 
-    const onData = (chunk: Buffer) => {
+    const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       const text = chunk.toString('utf8');
-      opts.onData?.(chunk);
+      opts.onData?.(chunk, stream);
       logStream?.write(chunk);
       if (!logStream) stdout += text;
       partial += text;
@@ -170,8 +170,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         opts.onLine?.(line);
       }
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    child.stdout?.on('data', onData('stdout'));
+    child.stderr?.on('data', onData('stderr'));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else if (opts.interact && child.stdin) {
       const stdin = child.stdin;

@@ -57,8 +57,16 @@ describe('flash maps', () => {
     });
   }
 
-  it('a U-Boot map needs its environment partition', () => {
+  it("a U-Boot map needs its environment partition, writable, exactly where U-Boot's build keeps it", () => {
     assert.throws(() => checkFlashMap(malta, 'uboot', base), /no uboot-env partition/);
+    const ub = malta.flashMaps.uboot!.map((p) => ({ ...p }));
+    assert.doesNotThrow(() => checkFlashMap(malta, 'uboot', ub));
+    const moved = ub.map((p) => (p.content === 'uboot-env' ? { ...p, offset: 0x3c0000 } : p.content === 'kernel' ? { ...p, size: 0x370000 } : p));
+    assert.throws(() => checkFlashMap(malta, 'uboot', moved), /partition 'u-boot-env' must be where U-Boot keeps its environment \(offset 0x003e0000, size 0x00020000, built into U-Boot\), not 0x003c0000\+0x00020000/);
+    assert.throws(() => checkFlashMap(malta, 'uboot-stock', ub.map((p) => (p.content === 'uboot-env' ? { ...p, readOnly: true } : p))), /must be writable/);
+    const f = join(tmp, 'mine.json');
+    assert.throws(() => checkFlashMap(malta, 'uboot', moved, f), (e: unknown) => e instanceof XipError && e.message.startsWith(`flash map ${f} (malta, uboot): `));
+    assert.throws(() => readFlashMap(tmp), /not found \(or not a file\)/);
   });
 
   it('reads a map file, refusing bad JSON and a partition without its fields in one line', () => {

@@ -11,7 +11,8 @@ import { readElf } from '../src/elf/elf32.ts';
 import { defaultUbootEnv, xipImagePath, type ImageReport } from '../src/image/index.ts';
 import { swapWords } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
-import { parseUbootEnv, UIMAGE_HEADER_BYTES, ubootEnv } from '../src/image/uboot-formats.ts';
+import { parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES, ubootEnv, uImageHeader } from '../src/image/uboot-formats.ts';
+import { verify } from '../src/verify/index.ts';
 import { capture } from '../src/proc.ts';
 import { xipLogged } from './fixtures/cli.ts';
 import { DEFAULT_MARKERS, parseMemoryLine } from '../src/qemu/markers.ts';
@@ -106,6 +107,29 @@ describe(`U-Boot from Debian's source, booting by itself (LOADER=uboot, ${toolch
     const vars = parseUbootEnv(chip.subarray(env.offset, env.offset + env.size), ctx.board.endian);
     assert.equal(vars.bootcmd, 'bootm 0x9e050000');
     assert.equal(vars.bootargs, kernelCmdline(ctx.board));
+    // xip verify fails, rule 5 naming why, on a broken uImage header, a load address that is not where the
+    // data lies (bootm would copy the kernel), a bad environment CRC and a bootcmd that boots something else.
+    const kp = kernelPartition(ctx.board);
+    const broken = (what: string, edit: (chip: Uint8Array) => void, re: RegExp) => {
+      const bad = chipBytes(ctx.imagePath, ctx.board.loaderSwapBytes);
+      edit(bad);
+      swapWords(bad, ctx.board.loaderSwapBytes);
+      const f = join(tmp, `broken-${what}.bin`);
+      writeFileSync(f, bad);
+      const v = verify({ board: ctx.board, vmlinux: ctx.vmlinux, dotConfig: ctx.dotConfig, image: f });
+      const r5 = v.rules.find((x) => x.id === 5)!;
+      assert.equal(r5.ok, false, `${what}: rule 5 passed`);
+      assert.match(r5.details.join('\n'), re, what);
+    };
+    broken('header', (c) => (c[kp.offset + 40]! ^= 1), /no valid uImage header at \+0x00050000: header CRC does not match/);
+    broken('load', (c) => {
+      const h = c.subarray(kp.offset, kp.offset + UIMAGE_HEADER_BYTES);
+      const data = c.subarray(kp.offset + UIMAGE_HEADER_BYTES);
+      const hv = parseUImageHeader(h);
+      c.set(uImageHeader(data.subarray(0, hv.size), { load: 0x80100000, entry: hv.entry, name: hv.name }), kp.offset);
+    }, /uImage load address 0x80100000 is not where its data lies \(0x9e050040\)/);
+    broken('env-crc', (c) => (c[env.offset + 8]! ^= 1), /U-Boot environment at \+0x003e0000: bad CRC/);
+    broken('bootcmd', (c) => c.set(ubootEnv({ ...vars, bootcmd: 'bootm 0x9e060000' }, env.size, ctx.board.endian), env.offset), /bootcmd is 'bootm 0x9e060000', not 'bootm 0x9e050000'/);
   });
 
   for (const mem of [8, 256]) {

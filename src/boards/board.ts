@@ -73,6 +73,8 @@ export const BoardSchema = z.object({
       }),
       /** Its command prompt (the lab script waits for it). */
       prompt: z.string(),
+      /** Where both U-Boots keep their environment (CONFIG_ENV_ADDR - flash base, CONFIG_ENV_SIZE): the map's uboot-env partition must be exactly this. */
+      env: z.object({ offset: z.number().int().nonnegative(), size: z.number().int().positive() }),
     })
     .optional(),
   /** Physical RAM base and the kernel's RAM link address (KSEG0). */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { badInput } from '../errors.ts';
 import { parseJsonText } from '../fsutil.ts';
@@ -18,8 +18,8 @@ function sizeText(n: number): string {
  * Check one partition map against its chip. Every error names the
  * partition and what to change.
  */
-export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly Partition[]): void {
-  const where = `${board.name} flash map (${loader})`;
+export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly Partition[], file?: string): void {
+  const where = file !== undefined ? `flash map ${file} (${board.name}, ${loader})` : `${board.name} flash map (${loader})`;
   const names = new Set<string>();
   let end = 0;
   for (const p of parts) {
@@ -37,7 +37,15 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
     if (n !== 1) throw badInput(`${where}: ${n} partitions hold the ${content}, there must be exactly one`);
   }
   if (partitionOf(parts, 'loader')!.offset !== 0) throw badInput(`${where}: the loader partition must start at offset 0, where the CPU resets`);
-  if (loader !== 'shim' && !partitionOf(parts, 'uboot-env')) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
+  if (loader !== 'shim') {
+    const env = partitionOf(parts, 'uboot-env');
+    const want = board.uboot?.env;
+    if (!env) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
+    if (want && (env.offset !== want.offset || env.size !== want.size)) {
+      throw badInput(`${where}: partition '${env.name}' must be where U-Boot keeps its environment (offset ${h(want.offset)}, size ${h(want.size)}, built into U-Boot), not ${h(env.offset)}+${h(env.size)}`);
+    }
+    if (env.readOnly) throw badInput(`${where}: partition '${env.name}' must be writable: U-Boot's saveenv writes it`);
+  }
 }
 
 /**
@@ -46,7 +54,7 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
  * checked like the board's own. Throws one line naming the file.
  */
 export function readFlashMap(file: string): Partition[] {
-  if (!existsSync(file)) throw badInput(`flash map ${file} not found: give a JSON file with the partitions (see xip flashmap --json)`);
+  if (!existsSync(file) || !statSync(file).isFile()) throw badInput(`flash map ${file} not found (or not a file): give a JSON file with the partitions (see xip flashmap --json)`);
   return parseJsonText(
     z.array(PartitionSchema),
     readFileSync(file, 'utf8'),
@@ -56,11 +64,11 @@ export function readFlashMap(file: string): Partition[] {
 }
 
 /** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */
-export function withLoader(board: BoardData, loader: Loader, custom?: Partition[]): Board {
+export function withLoader(board: BoardData, loader: Loader, custom?: Partition[], file?: string): Board {
   const parts = custom ?? board.flashMaps[mapOf(loader)];
   if (!parts) throw badInput(`board ${board.name} has no ${mapOf(loader)} flash map: use --loader shim`);
   if (loader !== 'shim' && !board.uboot) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
-  checkFlashMap(board, loader, parts);
+  checkFlashMap(board, loader, parts, file);
   const kernel = partitionOf(parts, 'kernel')!;
   const header = loader === 'shim' ? 0 : UIMAGE_HEADER_SIZE;
   return { ...board, loader, partitions: parts.map((p) => ({ ...p })), xipPhys: board.flashPhys + kernel.offset + header };

@@ -10,13 +10,13 @@ export function boardNames(): string[] {
 }
 
 /** A board with one of its loaders (default: the shim) and that loader's flash map. */
-export function getBoard(name: string, loader: string = 'shim', partitions?: Partition[]): Board {
+export function getBoard(name: string, loader: string = 'shim', partitions?: Partition[], mapFile?: string): Board {
   const board = BOARDS.find((b) => b.name === name);
   if (!board) {
     throw badInput(`unknown board '${name}': use one of ${boardNames().join(', ')}`);
   }
   if (!(LOADERS as readonly string[]).includes(loader)) throw badInput(`unknown loader '${loader}': use ${LOADERS.join(' or ')} (LOADER=uboot)`);
-  return withLoader(board, loader as Loader, partitions);
+  return withLoader(board, loader as Loader, partitions, mapFile);
 }
 
 export { type Board, type Loader } from './board.ts';

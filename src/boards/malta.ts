@@ -51,6 +51,8 @@ export const malta: BoardData = {
       memMiB: 256,
     },
     prompt: 'maltael # ',
+    // CONFIG_ENV_ADDR 0xbe3e0000, CONFIG_ENV_SIZE 0x20000 of the maltael build.
+    env: { offset: 0x3e0000, size: 0x20000 },
   },
   ramPhys: 0x00000000,
   linkAddress: 0x80100000,

@@ -64,7 +64,8 @@ export function uImageName(ctx: BuildContext): string {
 
 /**
  * Build the flash image of an XIP kernel, partition by partition of the
- * board's flash map: the loader (the boot shim, or the pinned stock U-Boot),
+ * board's flash map: the loader (the boot shim, U-Boot built from Debian's
+ * source with its saved environment, or Debian's stock U-Boot binary),
  * the kernel's xipImage at XIP_PHYS_ADDR (behind a legacy uImage header
  * for U-Boot's bootm), checked byte for byte against vmlinux's load
  * segments (or, with deflated data, against what its data inflates to),

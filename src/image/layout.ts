@@ -80,8 +80,8 @@ export function placeSegments(elf: ElfFile, board: Board): Placement[] {
     }
     if (offset < shimEnd) {
       throw badInput(
-        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, in front of ${board.name}'s kernel address (${board.loader} flash map): ` +
-          `set CONFIG_XIP_PHYS_ADDR to ${hex(board.xipPhys)}`,
+        `${elf.name}: segment ${seg.index} loads at ${hex(seg.paddr)}, in front of ${board.name}'s kernel address ${hex(board.xipPhys)} (${board.loader} flash map): ` +
+          `rebuild the kernel with the same LOADER and FLASH_MAP (make kernel)`,
       );
     }
     placements.push({ segment: seg, offset });
@@ -268,7 +268,7 @@ export function checkXipImage(elf: ElfFile, placements: readonly Placement[], xi
   };
   const name = 'arch/mips/boot/xipImage';
   if (sym(elf, '_text') !== flashBase + base) {
-    throw new XipError(`${elf.name} is linked at ${hex(sym(elf, '_text'))}, not at ${board.name}'s XIP address ${hex(flashBase + base)}: set CONFIG_XIP_PHYS_ADDR=${hex(board.xipPhys)}`);
+    throw new XipError(`${elf.name} is linked at ${hex(sym(elf, '_text'))}, not at ${board.name}'s XIP address ${hex(flashBase + base)} (${board.loader} flash map): rebuild the kernel with the same LOADER and FLASH_MAP (make kernel)`);
   }
   // The kernel says which form it expects: the inflater is linked in only with CONFIG_XIP_DEFLATED_DATA.
   const deflated = elf.findSymbol('__inflate_kernel_data') !== undefined;

@@ -6,6 +6,7 @@ import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
 import { buildImage, xipImagePath, type ImageReport } from './index.ts';
 import { shimSources } from './shim.ts';
 import { patchesOf, recipePath } from './uboot-build.ts';
+import { ubootPin } from './uboot.ts';
 
 /** Where the image build leaves its report (layout map, sizes), read back when up to date. */
 export function imageReportPath(ctx: BuildContext): string {
@@ -18,8 +19,9 @@ export function readImageReport(ctx: BuildContext): ImageReport | undefined {
 }
 
 /**
- * Stage 4 (xip only): boot shim + flash image. Inputs: vmlinux, the shim
- * sources, the board data, the toolchain (and, as in every stamp, the
+ * Stage 4 (xip only): the whole flash image. Inputs: vmlinux, xipImage, the
+ * shim sources, the board data with its flash map, the U-Boot recipe and
+ * patches or the stock pin, the toolchain (and, as in every stamp, the
  * toolkit's code).
  * The image is then published as build/out/xip-bios.bin, also when the
  * stage was up to date (another variant may have been published since).
@@ -41,6 +43,8 @@ export async function imageStage(
       h.value('board', JSON.stringify(ctx.board));
       // The source-built U-Boot: its recipe and patches (its cache is keyed by them too).
       if (ctx.board.loader === 'uboot') for (const f of [recipePath(ctx.repo, ctx.board), ...patchesOf(ctx.repo)]) h.file(f.slice(ctx.repo.length + 1), f);
+      // The stock binary: the pin of this host's Debian release.
+      if (ctx.board.loader === 'uboot-stock') h.value('uboot-stock', JSON.stringify(ubootPin(ctx.board)));
       h.value('toolchain', ctx.toolchain);
     },
     outputs: [ctx.imagePath, imageReportPath(ctx)],

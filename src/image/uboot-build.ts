@@ -6,7 +6,7 @@ import { badInput, XipError } from '../errors.ts';
 import { parseJsonText, sha256, writeFileAtomic } from '../fsutil.ts';
 import { jobs } from '../kernel/kbuild.ts';
 import { parseConfig } from '../kernel/kconfig.ts';
-import { run } from '../proc.ts';
+import { capture, run } from '../proc.ts';
 import { fetchSource } from '../userspace/busybox.ts';
 
 /**
@@ -75,8 +75,10 @@ export async function buildUboot(repo: string, board: Board, buildDir: string): 
   const file = recipePath(repo, board);
   const recipe = readRecipe(file);
   const patches = patchesOf(repo);
+  // The cross compiler's identity too: another gcc makes another u-boot.bin.
+  const cc = capture(`${board.crossCompile}gcc`, ['--version'], { what: 'the cross compiler U-Boot is built with' }).split('\n')[0];
   const key = sha256(
-    JSON.stringify([RECIPE_VERSION, recipe.source, recipe.defconfig, recipe.config, recipe.sourceDateEpoch, board.crossCompile, patches.map((p) => readFileSync(p, 'utf8'))]),
+    JSON.stringify([RECIPE_VERSION, recipe.source, recipe.defconfig, recipe.config, recipe.sourceDateEpoch, board.crossCompile, cc, patches.map((p) => readFileSync(p, 'utf8'))]),
   ).slice(0, 16);
   const root = join(buildDir, 'uboot');
   const out = join(root, `${recipe.defconfig.replace(/_defconfig$/, '')}-${key}`);
@@ -84,7 +86,7 @@ export async function buildUboot(repo: string, board: Board, buildDir: string): 
   const done = { bin, version: recipe.source.version, key };
   if (existsSync(bin)) return done;
   const downloads = join(root, 'downloads');
-  const tmp = `${out}.tmp`;
+  const tmp = `${out}.${process.pid}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const log = join(tmp, 'build.log');

@@ -46,7 +46,7 @@ export async function fetchUboot(board: Board, buildDir: string): Promise<UbootB
   const done = { path: bin, package: pin.package, version: pin.version, sha256: pin.sha256 };
   if (existsSync(deb) && existsSync(bin) && sha256(readFileSync(deb)) === pin.sha256) return done;
   rmSync(dir, { recursive: true, force: true });
-  const tmp = `${dir}.tmp`;
+  const tmp = `${dir}.${process.pid}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {

@@ -102,7 +102,8 @@ export function qemuArgs(o: BootOptions): string[] {
   const mem = o.memKiB !== undefined ? `${o.memKiB}K` : `${o.memMiB}M`;
   const args = ['-M', q.machine, '-cpu', q.cpu, '-m', mem, ...q.args];
   if (o.bios !== undefined) args.push('-bios', o.bios);
-  else if (o.pflash !== undefined) args.push('-drive', `if=pflash,format=raw,file=${o.pflash}`);
+  // QEMU option values escape a comma by doubling it.
+  else if (o.pflash !== undefined) args.push('-drive', `if=pflash,format=raw,file=${o.pflash.replace(/,/g, ',,')}`);
   else {
     args.push('-kernel', file);
     // QEMU's own loader passes the command line that the shim passes for xip.
@@ -187,7 +188,7 @@ export function assertBooted(r: BootResult, what: string): void {
  * without a newline) and types each step's text once its expected text has
  * appeared after the previous step.
  */
-function labScript(steps: readonly DialogStep[]): { feed: (chunk: Buffer) => void; start: (send: (text: string) => void) => void } {
+function labScript(steps: readonly DialogStep[]): { feed: (chunk: Buffer, stream: 'stdout' | 'stderr') => void; start: (send: (text: string) => void) => void } {
   let send: ((text: string) => void) | undefined;
   let seen = '';
   let next = 0;
@@ -201,8 +202,9 @@ function labScript(steps: readonly DialogStep[]): { feed: (chunk: Buffer) => voi
     }
   };
   return {
-    feed: (chunk) => {
-      if (next >= steps.length) return;
+    feed: (chunk, stream) => {
+      // The console is QEMU's stdout; its own warnings on stderr must not split a prompt.
+      if (next >= steps.length || stream !== 'stdout') return;
       seen = (seen + chunk.toString('utf8')).slice(-4096);
       advance();
     },

@@ -290,9 +290,9 @@ export function rule4(inp: RuleInputs): RuleResult {
       if (s.vaddr + s.memsz > KSEG1) problems.push(`LOAD #${s.index} runs to ${hex(s.vaddr + s.memsz)}, past the ${hex(KSEG1)} segment boundary`);
     }
     if (s.filesz > 0 && r.inFlash(s.paddr)) {
-      // Deflated data ends where the image ends: only its start counts here.
+      // Deflated data ends where its gzip member ends (read from the image when there is one; rule 5 checks the member).
       const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
-      flashLoadEnd = Math.max(flashLoadEnd, deflatedData ? s.paddr : s.paddr + s.filesz);
+      flashLoadEnd = Math.max(flashLoadEnd, deflatedData ? s.paddr + deflatedBytes(inp, s.paddr - r.flashBase) : s.paddr + s.filesz);
       if (s.paddr - r.flashBase < front) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} lies in front of the kernel's address ${hex(kseg0(b.xipPhys))} (${b.loader} flash map)`);
     }
   }
@@ -320,6 +320,16 @@ export function rule4(inp: RuleInputs): RuleResult {
     };
   }
   return { id: 4, title, ok: false, summary: problems[0]! + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), details: problems, data };
+}
+
+/** Bytes of the gzip member at image offset `off` (0 when there is no image or no member there). */
+function deflatedBytes(inp: RuleInputs, off: number): number {
+  if (!inp.image || off >= inp.image.length) return 0;
+  try {
+    return inflateMemberAt(unswap(inp.image, inp.board.loaderSwapBytes).subarray(off)).end;
+  } catch {
+    return 0;
+  }
 }
 
 /** Undo the loader's per-32-bit-word byte swap over [0, min(size, n)). Returns a copy. */
