@@ -19,8 +19,8 @@ import {
 import type { ImageReport } from './image/index.ts';
 import { imageStage } from './image/stage.ts';
 import { boot, type BootResult, type DialogStep } from './qemu/runner.ts';
-import { kseg0, type Board } from './boards/board.ts';
-import { kernelCmdline, kernelPartition } from './boards/flashmap.ts';
+import type { Board } from './boards/board.ts';
+import { kernelCmdline, ubootKernelAddress } from './boards/flashmap.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
 import { bootExpectation, getProfile, type BootSession } from './userspace/profiles.ts';
@@ -330,7 +330,7 @@ export const UBOOT_MARKERS = ['U-Boot 20', 'XIP Kernel Image'] as const;
  */
 export function ubootDialog(board: Board, memMiB: number): DialogStep[] {
   const prompt = board.uboot!.prompt;
-  const kernel = kseg0(board.flashPhys + kernelPartition(board).offset);
+  const kernel = ubootKernelAddress(board);
   return [
     { expect: prompt, send: `setenv bootargs '${kernelCmdline(board)} mem=${memMiB}M'\n` },
     { expect: prompt, send: `bootm 0x${kernel.toString(16)}\n` },

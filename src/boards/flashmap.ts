@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { badInput } from '../errors.ts';
 import { parseJsonText } from '../fsutil.ts';
 import { hex, renderTable } from '../text.ts';
-import { PARTITION_CONTENTS, PartitionSchema, UIMAGE_HEADER_SIZE, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { PARTITION_CONTENTS, PartitionSchema, UIMAGE_HEADER_SIZE, kseg0, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
 
 const h = (n: number) => hex(n, 8);
 
@@ -77,6 +77,11 @@ export function withLoader(board: BoardData, loader: Loader, custom?: Partition[
 /** The kernel partition of a board (there is exactly one). */
 export function kernelPartition(board: Board): Partition {
   return partitionOf(board.partitions, 'kernel')!;
+}
+
+/** KSEG0 address of the kernel partition: what U-Boot's bootm is given (the uImage header starts there). */
+export function ubootKernelAddress(board: Board): number {
+  return kseg0(board.flashPhys + kernelPartition(board).offset);
 }
 
 /** `mtdparts=<chip>:<size>@<offset>(<name>)[ro],...`: the kernel's view of the map (MTD_CMDLINE_PARTS). */

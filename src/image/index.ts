@@ -11,7 +11,7 @@ import { buildShim, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
-import { kernelCmdline } from '../boards/flashmap.ts';
+import { kernelCmdline, ubootKernelAddress } from '../boards/flashmap.ts';
 import type { Board } from '../boards/board.ts';
 
 export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
@@ -43,7 +43,7 @@ export interface ImageReport {
  * address, the board's boot delay.
  */
 export function defaultUbootEnv(board: Board): Record<string, string> {
-  const kernel = kseg0(board.flashPhys + kernelPartition(board).offset);
+  const kernel = ubootKernelAddress(board);
   return {
     baudrate: '115200',
     bootargs: kernelCmdline(board),

@@ -7,6 +7,8 @@
  * tests against u-boot-tools (mkimage -l, dumpimage -l, mkenvimage).
  */
 
+import { UIMAGE_HEADER_SIZE } from '../boards/board.ts';
+
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -25,7 +27,8 @@ export function crc32(data: Uint8Array): number {
 }
 
 export const UIMAGE_MAGIC = 0x27051956;
-export const UIMAGE_HEADER_BYTES = 64;
+/** One definition, in the board data (the flash map puts the kernel behind it). */
+export const UIMAGE_HEADER_BYTES = UIMAGE_HEADER_SIZE;
 const NAME_BYTES = 32;
 /** The values of include/image.h this toolkit writes. */
 export const IH = { osLinux: 5, archMips: 5, typeKernel: 2, compNone: 0 } as const;

@@ -11,7 +11,7 @@
 import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
-import { kernelPartition } from '../boards/flashmap.ts';
+import { kernelPartition, ubootKernelAddress } from '../boards/flashmap.ts';
 import { IH, parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { hex } from '../text.ts';
@@ -370,7 +370,8 @@ export function rule5(inp: RuleInputs): RuleResult {
       let why = '';
       try {
         // The member runs to the end of the kernel; erased flash (0xff) follows it to the partition's end.
-        const partEnd = kernelPartition(inp.board).offset + kernelPartition(inp.board).size;
+        const kp = kernelPartition(inp.board);
+        const partEnd = kp.offset + kp.size;
         const m = inflateMemberAt(img.subarray(off, Math.min(img.length, partEnd)));
         const after = img.subarray(off + m.end, Math.min(img.length, partEnd));
         const stray = after.findIndex((x) => x !== 0xff);
@@ -434,7 +435,7 @@ export function rule5(inp: RuleInputs): RuleResult {
       if (inp.board.loader === 'uboot') {
         // The source-built U-Boot boots by itself: its saved environment must be valid and bootm this uImage.
         const envPart = inp.board.partitions.find((p) => p.content === 'uboot-env')!;
-        const want = `bootm ${hex(kseg0(inp.board.xipPhys - UIMAGE_HEADER_BYTES))}`;
+        const want = `bootm ${hex(ubootKernelAddress(inp.board))}`;
         try {
           const env = parseUbootEnv(img.subarray(envPart.offset, envPart.offset + envPart.size), inp.board.endian);
           if (env.bootcmd !== want) problems.push(`U-Boot environment: bootcmd is '${env.bootcmd ?? ''}', not '${want}'`);
