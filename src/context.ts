@@ -140,3 +140,9 @@ export function defconfigPath(ctx: BuildContext): string {
   }
   return p;
 }
+
+/** Where a build's userspace stage works: PID 1, the initramfs list, a flash root filesystem. */
+export function userspacePaths(ctx: BuildContext) {
+  const dir = join(ctx.variantDir, 'userspace');
+  return { dir, init: join(dir, 'init'), list: join(dir, 'initramfs.list') };
+}

@@ -238,6 +238,9 @@ export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
     present('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
     // LOADER=uboot fetches the pinned u-boot-qemu with apt-get download (never installed); its tests read the uImage with u-boot-tools.
     present('dumpimage', 'u-boot-tools', 'tests: the XIP uImage read back by dumpimage -l (LOADER=uboot)'),
+    // The cramfs writer (root filesystem in flash) is checked against util-linux's fsck.cramfs and mkfs.cramfs.
+    present('fsck.cramfs', 'util-linux-extra', 'tests: the cramfs writer checked by fsck.cramfs / mkfs.cramfs'),
+    present('dtc', 'device-tree-compiler', 'tests: the device tree the boot shim passes, decompiled by dtc'),
     {
       ...pkg(`linux-source-6.12 (${DEBIAN_TARBALL})`, 'linux-source-6.12', '6.12', 'the kernel source (unless KERNEL_SRC or KERNEL_TARBALL)', () =>
         existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, type BuildContext } from './context.ts';
+import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext } from './context.ts';
 import { badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info } from './log.ts';
@@ -23,8 +23,9 @@ import type { Board } from './boards/board.ts';
 import { kernelCmdline, ubootKernelAddress } from './boards/flashmap.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
-import { bootExpectation, getProfile, type BootSession } from './userspace/profiles.ts';
+import { bootExpectation, getProfile, profileNames, type BootSession } from './userspace/profiles.ts';
 import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
+import { FLASH_ROOT_KCONFIG, rootfsImagePath } from './userspace/flashroot.ts';
 
 /**
  * The build as stages, each skipped when its stamp (content hash of its
@@ -52,10 +53,7 @@ export function patchesDir(ctx: BuildContext): string {
   return join(ctx.repo, 'kernel', 'patches');
 }
 
-export function userspacePaths(ctx: BuildContext) {
-  const dir = join(ctx.variantDir, 'userspace');
-  return { dir, init: join(dir, 'init'), list: join(dir, 'initramfs.list') };
-}
+export { userspacePaths } from './context.ts';
 
 /** Stage 1: the prepared (unpacked + patched) kernel tree under build/src. */
 export async function sourceStage(ctx: BuildContext, o: BuildOptions, cache = hashCache(ctx)): Promise<SourceInfo> {
@@ -107,7 +105,7 @@ export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, ca
       h.value('profile', profile.name);
       profile.inputs(h, ctx);
     },
-    outputs: [u.list],
+    outputs: profile.flashRootfs ? [u.list, rootfsImagePath(u.dir)] : [u.list],
     run: async () => {
       mkdirSync(u.dir, { recursive: true });
       writeInitramfsList(u.list, await profile.build(ctx, u.dir));
@@ -115,7 +113,12 @@ export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, ca
   });
 }
 
-/** Stage 3: .config (defconfig + variant + initramfs) and make. */
+/** Kernel options the build's userspace needs on top of the defconfig (a root filesystem in flash). */
+export function kconfigExtra(ctx: BuildContext): string {
+  return getProfile(ctx.userspace).flashRootfs ? FLASH_ROOT_KCONFIG : '';
+}
+
+/** Stage 3: .config (defconfig + variant + extra options + initramfs) and make. */
 export async function kernelStage(
   ctx: BuildContext,
   src: SourceInfo,
@@ -138,6 +141,7 @@ export async function kernelStage(
       h.value('toolchain', ctx.toolchain);
       h.value('board', JSON.stringify(ctx.board));
       h.file('defconfig', defconfig);
+      h.value('kconfig-extra', kconfigExtra(ctx));
       h.file('initramfs.list', u.list);
       // The kernel embeds the files the list names: their contents are inputs too.
       for (const f of listedFiles(existsSync(u.list) ? readFileSync(u.list, 'utf8') : '')) h.file(f, f);
@@ -158,7 +162,7 @@ export async function kernelStage(
       for (const out of kernelOutputs(ctx)) if (out !== ctx.dotConfig) rmSync(out, { force: true });
       writeFileSync(ctx.kernelLog, '');
       s.update('configuring');
-      await configure(ctx, tree, defconfig, u.list);
+      await configure(ctx, tree, defconfig, u.list, kconfigExtra(ctx));
       await makeKernel(ctx, tree, (t) => s.update(t));
       writeFileAtomic(originFile, `${src.originHash}\n`);
       writeFileAtomic(
@@ -187,23 +191,32 @@ export async function kernelStage(
 /**
  * A profile other than the config's default, or another loader, starts its
  * kbuild directory as a copy (mtimes kept) of the default profile's shim
- * build of the same config, variant and toolchain, so make only rebuilds
+ * build of the same config, variant and toolchain (a root-in-flash profile:
+ * first of another such profile's, whose kernel is the same), so make only rebuilds
  * the initramfs or what depends on CONFIG_XIP_PHYS_ADDR, and relinks. Only a finished build (kernel stamp present, same kernel source)
  * is copied; the copy goes to a temporary name and is renamed into place,
  * and it is dropped if that build changed while it was copied.
  */
 export async function seedKbuild(ctx: BuildContext, originHash: string): Promise<boolean> {
   if (existsSync(ctx.kbuildDir)) return false;
-  const base = makeContext({
-    board: ctx.board.name,
-    config: ctx.config,
-    variant: ctx.variant,
-    toolchain: ctx.toolchain,
-    userspace: defaultUserspace(ctx.board, ctx.config),
-    loader: DEFAULTS.loader,
-    buildDir: ctx.buildDir,
-  });
-  if (base.variantDir === ctx.variantDir) return false;
+  // Another root-in-flash profile's build has the very same kernel config: a relink at most. Else the default profile's.
+  const siblings = getProfile(ctx.userspace).flashRootfs ? profileNames().filter((n) => n !== ctx.userspace && getProfile(n).flashRootfs) : [];
+  for (const userspace of [...siblings, defaultUserspace(ctx.board, ctx.config)]) {
+    const base = makeContext({
+      board: ctx.board.name,
+      config: ctx.config,
+      variant: ctx.variant,
+      toolchain: ctx.toolchain,
+      userspace,
+      loader: DEFAULTS.loader,
+      buildDir: ctx.buildDir,
+    });
+    if (base.variantDir !== ctx.variantDir && (await seedFrom(ctx, base, originHash))) return true;
+  }
+  return false;
+}
+
+async function seedFrom(ctx: BuildContext, base: BuildContext, originHash: string): Promise<boolean> {
   const stamp = stampPath(base, 'kernel');
   const before = readStamp(stamp);
   const originFile = join(base.kbuildDir, '.xip-origin');

@@ -17,6 +17,10 @@
  *   0x10  board ID word, written by QEMU: left alone
  *   0x18  magic "XIPS"
  *   0x20  address the shim jumps to (kernel_entry of the linked vmlinux)
+ *   0x24  address of a device tree for the kernel, or 0: written by the
+ *         image builder when the image has one (UHI boot protocol:
+ *         a0 = -2, a1 = the device tree; envp in a2 as before, for
+ *         memsize; the command line is then the tree's /chosen bootargs)
  *
  * SHIM_CMDLINE (a string) is defined by the build from the board data.
  */
@@ -104,6 +108,10 @@ _start:
 	.org	0x20
 kernel_entry_addr:
 	.word	kernel_entry		/* --defsym at link time */
+
+	.org	0x24
+dtb_addr:
+	.word	0			/* patched by the image builder */
 
 	.org	0x40
 reset:
@@ -212,8 +220,15 @@ reset:
 	sw	t1, 12(a2)
 	sw	zero, 16(a2)
 
-	/* Hand over to the kernel in flash. */
+	/* Hand over to the kernel in flash: YAMON style, or UHI with a device tree. */
 	li	a0, 2
+	la	t1, dtb_addr
+	lw	t1, 0(t1)
+	beqz	t1, 1f
+	 nop
+	li	a0, -2
+	move	a1, t1
+1:
 	move	a3, s1
 	la	t9, kernel_entry_addr
 	lw	t9, 0(t9)

@@ -15,7 +15,7 @@ export function mapOf(loader: Loader): 'shim' | 'uboot' {
 }
 
 /** What a flash partition holds. */
-export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'free'] as const;
+export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'rootfs', 'free'] as const;
 
 /** One partition of the board's flash, as the loader, the image builder, verify and the kernel (mtdparts) see it. */
 export const PartitionSchema = z.object({
@@ -82,6 +82,13 @@ export const BoardSchema = z.object({
   linkAddress: z.number().int().nonnegative(),
   /** Kernel command line the loader hands over (mtdparts is added from the flash map). */
   cmdline: z.string(),
+  /**
+   * The board's device tree as the kernel builds it (path in the kbuild
+   * directory), the node of the flash chip the kernel executes from, and its
+   * bus width: the image builder derives from it the tree the boot shim
+   * passes when the root filesystem is in flash (src/boards/xipdtb.ts).
+   */
+  deviceTree: z.object({ dtb: z.string(), flashNode: z.string(), bankWidth: z.number().int().positive() }).optional(),
   /** The kernel's name of the flash chip (mtd-id of mtdparts=). */
   mtdId: z.string(),
   defconfigs: z.object({ minimal: z.string(), router: z.string().optional() }),

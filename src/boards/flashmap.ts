@@ -79,6 +79,40 @@ export function kernelPartition(board: Board): Partition {
   return partitionOf(board.partitions, 'kernel')!;
 }
 
+/**
+ * The map with a partition for a root filesystem of rootfsBytes: the
+ * map's own rootfs partition if it has one, or else one carved out of the
+ * kernel partition, as OpenWrt splits its firmware partition: the kernel
+ * keeps its stored bytes rounded up to an erase sector, the root follows
+ * in whole sectors, and what is left is free. Throws naming what does not fit.
+ */
+export function withRootfsPartition(board: Board, kernelBytes: number, rootfsBytes: number): Partition[] {
+  const own = partitionOf(board.partitions, 'rootfs');
+  if (own) {
+    if (rootfsBytes > own.size) throw badInput(`partition '${own.name}' (${own.size} bytes) is ${rootfsBytes - own.size} bytes too small for the ${rootfsBytes}-byte root filesystem: grow it in the flash map`);
+    return board.partitions;
+  }
+  const k = kernelPartition(board);
+  const round = (n: number) => Math.ceil(n / board.eraseSize) * board.eraseSize;
+  const rootStart = round(board.xipPhys - board.flashPhys + kernelBytes);
+  const rootSize = round(rootfsBytes);
+  const free = k.offset + k.size - (rootStart + rootSize);
+  if (free < 0) {
+    throw badInput(`partition '${k.name}' has ${k.offset + k.size - rootStart} bytes after the kernel (from ${h(rootStart)}); the ${rootfsBytes}-byte root filesystem needs ${rootSize}: make the root smaller or the kernel partition larger`);
+  }
+  const out: Partition[] = [];
+  for (const p of board.partitions) {
+    if (p !== k) {
+      out.push(p);
+      continue;
+    }
+    out.push({ ...k, size: rootStart - k.offset });
+    out.push({ name: 'rootfs', offset: rootStart, size: rootSize, readOnly: true, content: 'rootfs' });
+    if (free > 0) out.push({ name: 'free', offset: rootStart + rootSize, size: free, readOnly: true, content: 'free' });
+  }
+  return out;
+}
+
 /** KSEG0 address of the kernel partition: what U-Boot's bootm is given (the uImage header starts there). */
 export function ubootKernelAddress(board: Board): number {
   return kseg0(board.flashPhys + kernelPartition(board).offset);
@@ -99,6 +133,7 @@ const CONTENT_TEXT: Record<Partition['content'], string> = {
   loader: 'loader',
   'uboot-env': 'U-Boot environment',
   kernel: 'XIP kernel',
+  rootfs: 'root filesystem (cramfs, read-only map)',
   free: 'free',
 };
 

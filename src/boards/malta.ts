@@ -57,6 +57,7 @@ export const malta: BoardData = {
   ramPhys: 0x00000000,
   linkAddress: 0x80100000,
   cmdline: 'console=ttyS0,115200',
+  deviceTree: { dtb: 'arch/mips/boot/dts/mti/malta.dtb', flashNode: '/flash@1e000000', bankWidth: 4 },
   mtdId: '1e000000.flash',
   defconfigs: { minimal: 'xip_qemu_malta_defconfig', router: 'lwrt_qemu_malta_defconfig' },
   qemu: {

@@ -3,6 +3,7 @@ import { LOADERS, type Loader } from '../boards/board.ts';
 import { boardNames } from '../boards/index.ts';
 import { DEFAULTS, defconfigName, makeContext, TOOLCHAINS, VARIANTS, type BuildContext, type ContextOptions, type Toolchain, type Variant } from '../context.ts';
 import { badInput } from '../errors.ts';
+import { profileNames } from '../userspace/profiles.ts';
 
 /**
  * What every command module shares: the global options (command line
@@ -67,7 +68,7 @@ export function addGlobalOptions(cmd: Command): Command {
     .addOption(fromEnv(new Option('--toolchain <clang|gcc|llvm>', 'compiler: clang (with GNU ld), gcc, or llvm (LLVM=1: clang, ld.lld, llvm binutils)').choices(TOOLCHAINS).default(DEFAULTS.toolchain), 'TOOLCHAIN'))
     .addOption(fromEnv(new Option('--loader <shim|uboot|uboot-stock>', 'what boots the kernel: shim (ours, 4 KiB), uboot (built from Debian source, boots by itself), uboot-stock (Debian binary)').choices(LOADERS).default(DEFAULTS.loader), 'LOADER'))
     .addOption(fromEnv(new Option('--flash-map <file.json>', "partitions (JSON) instead of the board's map for the loader; the kernel is linked where it says"), 'FLASH_MAP'))
-    .addOption(fromEnv(new Option('--userspace <profile>', "initramfs userspace: init, or another profile (default: the config's own)"), 'USERSPACE'))
+    .addOption(fromEnv(new Option('--userspace <profile>', `userspace profile: ${profileNames().join(', ')} (router-xip, router-cramfs: root filesystem in flash; default: the config's own)`), 'USERSPACE'))
     .addOption(fromEnv(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (implies the router config)'), 'LWRT_ROOTFS'))
     .addOption(fromEnv(new Option('--kernel-src <dir>', 'kernel tree to copy and use'), 'KERNEL_SRC'))
     .addOption(fromEnv(new Option('--kernel-tarball <file>', 'kernel tarball to use'), 'KERNEL_TARBALL'))

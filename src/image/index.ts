@@ -1,13 +1,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kseg0, partitionOf, type Partition } from '../boards/board.ts';
-import { kernelPartition } from '../boards/flashmap.ts';
+import { kernelPartition, withRootfsPartition } from '../boards/flashmap.ts';
+import { xipDeviceTree } from '../boards/xipdtb.ts';
+import { userspacePaths } from '../context.ts';
+import { FLASH_ROOT_CMDLINE, ROOTFS_PARTITION, rootfsImagePath } from '../userspace/flashroot.ts';
+import { getProfile } from '../userspace/profiles.ts';
 import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { sha256, writeFileAtomic } from '../fsutil.ts';
+import { hex } from '../text.ts';
 import { assembleFlash, checkFits, checkXipImage, describeLayout, placeSegments, type Layout, type PartitionContent } from './layout.ts';
 import { buildShim, shimSources } from './shim.ts';
+import { SHIM_DTB_OFFSET } from '../verify/rules.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
@@ -32,6 +38,10 @@ export interface ImageReport {
   ubootEnv?: Record<string, string>;
   /** The XIP uImage header in front of the kernel (loader uboot): bootm's load and entry addresses. */
   uimage?: { name: string; load: number; entry: number; dataBytes: number };
+  /** The device tree the boot shim passes (a root filesystem in flash): where, how big, its bootargs. */
+  deviceTree?: { address: number; bytes: number; bootargs: string };
+  /** The root filesystem in flash (cramfs) and its partition. */
+  rootfs?: { partition: string; offset: number; bytes: number };
   /** The kernel's data is stored deflated (CONFIG_XIP_DEFLATED_DATA). */
   deflated: boolean;
   layout: Layout;
@@ -72,11 +82,38 @@ export function uImageName(ctx: BuildContext): string {
  * erased flash elsewhere, pre-swapped for the board's loader. Written
  * atomically.
  */
+/**
+ * The device tree the shim passes when the root is in flash: the one the
+ * kernel build made for the board, with the command line (the map as
+ * mtdparts, and the root), the chip the kernel executes from disabled, and
+ * the root's partition as an mtd-rom map.
+ */
+function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; bootargs: string } {
+  const dt = board.deviceTree;
+  if (!dt) throw badInput(`board ${board.name} has no deviceTree entry: a root filesystem in flash needs one (see src/boards/malta.ts)`);
+  const base = join(ctx.kbuildDir, dt.dtb);
+  if (!existsSync(base)) throw badInput(`${base} is missing: the kernel build made no device tree for ${board.name}; run make kernel`);
+  const root = partitionOf(board.partitions, 'rootfs')!;
+  const bootargs = `${kernelCmdline(board)} ${FLASH_ROOT_CMDLINE}`;
+  // physmap maps a power-of-two window (it rounds a region's size down to one): the map starts at the root and
+  // spans the next power of two; what follows the root in it is free flash, read-only.
+  const window = 2 ** Math.ceil(Math.log2(root.size));
+  if (root.offset + window > board.flashSize) {
+    throw badInput(`the root's read-only map must be a power of two (physmap): ${window} bytes from ${hex(root.offset, 6)} pass the end of the ${board.flashSize}-byte chip; place the rootfs partition lower or make the root smaller`);
+  }
+  const blob = xipDeviceTree(new Uint8Array(readFileSync(base)), {
+    bootargs,
+    flash: { nodePath: dt.flashNode, base: board.flashPhys, bankWidth: dt.bankWidth },
+    rom: { name: 'xip-rom', offset: root.offset, size: window, partitions: [{ label: ROOTFS_PARTITION, offset: 0, size: root.size }] },
+  });
+  return { blob, bootargs };
+}
+
 export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (ctx.variant !== 'xip') {
     throw badInput(`the ${ctx.variant} variant has no flash image: it boots with -kernel (use --variant xip)`);
   }
-  const board = ctx.board;
+  let board = ctx.board;
   const elf = readElf(ctx.vmlinux);
   const entrySym = elf.findSymbol('kernel_entry');
   if (!entrySym || entrySym.shndx === 0) throw badInput(`${ctx.vmlinux}: no kernel_entry symbol: not a MIPS kernel`);
@@ -89,6 +126,15 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     return exec ? Math.max(m, (p.segment.vaddr + p.segment.memsz) >>> 0) : m;
   }, kseg0(board.flashPhys));
   checkFits(kernel.bytes.length, textEnd, board);
+  const flashRoot = getProfile(ctx.userspace).flashRootfs;
+  let rootfsBytes: Uint8Array | undefined;
+  if (flashRoot) {
+    if (board.loader !== 'shim') {
+      throw badInput(`userspace '${ctx.userspace}' keeps its root in flash, which the kernel finds in the device tree the boot shim passes: use LOADER=shim (U-Boot would have to pass it with bootm; not done yet)`);
+    }
+    rootfsBytes = new Uint8Array(readFileSync(rootfsImagePath(userspacePaths(ctx).dir)));
+    board = { ...board, partitions: withRootfsPartition(board, kernel.bytes.length, rootfsBytes.length) };
+  }
   const loaderPart = partitionOf(board.partitions, 'loader')!;
   const kernelPart = kernelPartition(board);
   const contents: PartitionContent[] = [];
@@ -96,9 +142,22 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   let uimage: ImageReport['uimage'];
   let env: Record<string, string> | undefined;
   let kernelBytes: Uint8Array = kernel.bytes;
+  let deviceTree: ImageReport['deviceTree'];
   if (board.loader === 'shim') {
     const shim = await buildShim(ctx, entrySym.value);
-    contents.push({ partition: loaderPart, bytes: shim.bytes });
+    let loaderBytes = shim.bytes;
+    if (rootfsBytes) {
+      const dt = rootfsDeviceTree(ctx, board);
+      // The tree follows the shim, 8-byte aligned; the shim's word at 0x24 points at it (KSEG0).
+      const at = Math.ceil(shim.bytes.length / 8) * 8;
+      loaderBytes = new Uint8Array(at + dt.blob.length);
+      loaderBytes.set(shim.bytes);
+      loaderBytes.set(dt.blob, at);
+      const address = kseg0(board.flashPhys + loaderPart.offset + at);
+      new DataView(loaderBytes.buffer).setUint32(SHIM_DTB_OFFSET, address, board.endian === 'little');
+      deviceTree = { address, bytes: dt.blob.length, bootargs: dt.bootargs };
+    }
+    contents.push({ partition: loaderPart, bytes: loaderBytes });
   } else {
     let bin: string;
     if (board.loader === 'uboot') {
@@ -127,6 +186,8 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     // uboot-stock: the environment partition stays erased (that binary cannot start with a saved one: README "U-Boot").
   }
   contents.push({ partition: kernelPart, bytes: kernelBytes });
+  const rootPart = partitionOf(board.partitions, 'rootfs');
+  if (rootfsBytes && rootPart) contents.push({ partition: rootPart, bytes: rootfsBytes });
   const image = assembleFlash(contents, board);
   writeFileAtomic(ctx.imagePath, image);
   const deflatedEnd = kernel.deflated ? board.xipPhys + kernel.bytes.length : undefined;
@@ -140,7 +201,9 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     uboot,
     ubootEnv: env,
     uimage,
+    deviceTree,
+    rootfs: rootfsBytes && rootPart ? { partition: rootPart.name, offset: rootPart.offset, bytes: rootfsBytes.length } : undefined,
     deflated: kernel.deflated,
-    layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd),
+    layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
   };
 }

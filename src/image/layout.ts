@@ -179,7 +179,7 @@ function readWord(elf: ElfFile, vaddr: number): number | undefined {
  * image leaves to their owners (U-Boot's environment): each with its share
  * of the budget.
  */
-export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, kernelBytes: number, deflatedEnd?: number): Layout {
+export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, kernelBytes: number, deflatedEnd?: number, rootfsBytes?: number): Layout {
   const budget = flashBudget(board);
   const toPhys = (v: number) => (v - 0x80000000) >>> 0;
   const at = (off: number) => board.flashPhys + off;
@@ -214,6 +214,10 @@ export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, 
       if (deflatedEnd === undefined) raw.push(['data image (to RAM)', toPhys(dataLoc), toPhys(edataLoc)]);
       else raw.push(['data image (deflated)', toPhys(dataLoc), deflatedEnd]);
       raw.push(['free', board.xipPhys + kernelBytes, end]);
+    } else if (p.content === 'rootfs') {
+      const used = Math.min(rootfsBytes ?? p.size, p.size);
+      raw.push(['root filesystem (cramfs)', at(p.offset), at(p.offset + used)]);
+      raw.push(['free', at(p.offset + used), end]);
     } else if (p.content === 'free') {
       raw.push(['free', at(p.offset), end]);
     } else {

@@ -7,6 +7,9 @@ import { buildImage, xipImagePath, type ImageReport } from './index.ts';
 import { shimSources } from './shim.ts';
 import { patchesOf, recipePath } from './uboot-build.ts';
 import { ubootPin } from './uboot.ts';
+import { userspacePaths } from '../context.ts';
+import { rootfsImagePath } from '../userspace/flashroot.ts';
+import { getProfile } from '../userspace/profiles.ts';
 
 /** Where the image build leaves its report (layout map, sizes), read back when up to date. */
 export function imageReportPath(ctx: BuildContext): string {
@@ -46,6 +49,11 @@ export async function imageStage(
       // The stock binary: the pin of this host's Debian release.
       if (ctx.board.loader === 'uboot-stock') h.value('uboot-stock', JSON.stringify(ubootPin(ctx.board)));
       h.value('toolchain', ctx.toolchain);
+      // A root in flash: its cramfs, and the kernel build's device tree the shim's is made from.
+      if (getProfile(ctx.userspace).flashRootfs) {
+        h.file('rootfs.cramfs', rootfsImagePath(userspacePaths(ctx).dir));
+        if (ctx.board.deviceTree) h.file('board.dtb', join(ctx.kbuildDir, ctx.board.deviceTree.dtb));
+      }
     },
     outputs: [ctx.imagePath, imageReportPath(ctx)],
     run: async () => {

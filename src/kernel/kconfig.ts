@@ -25,12 +25,13 @@ function kconfigString(s: string): string {
 }
 
 /** The text handed to olddefconfig. Later lines override earlier ones. */
-export function renderConfigInput(defconfig: string, variant: Variant, initramfsList: string, xipPhys?: number): string {
+export function renderConfigInput(defconfig: string, variant: Variant, initramfsList: string, xipPhys?: number, extra = ''): string {
   const body = defconfig.endsWith('\n') || defconfig === '' ? defconfig : `${defconfig}\n`;
   return (
     body +
     `# --- variant ${variant} (added by xip) ---\n` +
     variantFragment(variant, xipPhys) +
+    (extra === '' ? '' : `# --- what the userspace needs (added by xip) ---\n${extra.endsWith('\n') ? extra : `${extra}\n`}`) +
     'CONFIG_BLK_DEV_INITRD=y\n' +
     `CONFIG_INITRAMFS_SOURCE=${kconfigString(initramfsList)}\n`
   );
@@ -173,10 +174,11 @@ export async function configure(
   srcTree: string,
   defconfigFile: string,
   initramfsList: string,
+  extra = '',
 ): Promise<ConfigResult> {
   const defconfigText = readFileSync(defconfigFile, 'utf8');
   checkDefconfigText(defconfigText, defconfigFile);
-  const input = renderConfigInput(defconfigText, ctx.variant, initramfsList, ctx.board.xipPhys);
+  const input = renderConfigInput(defconfigText, ctx.variant, initramfsList, ctx.board.xipPhys, extra);
   const inputPath = join(ctx.kbuildDir, 'xip-config.in');
   const previous = existsSync(inputPath) ? readFileSync(inputPath, 'utf8') : undefined;
   const inputMap = parseConfig(input);

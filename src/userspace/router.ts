@@ -10,6 +10,8 @@ import { KERNEL_MARKERS, ROUTER_MARKERS } from './markers.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
 import { rootfsEntries, rootfsListing } from './rootfs.ts';
 import { routerBootSession } from './routerboot.ts';
+import { mkcramfs } from './cramfs.ts';
+import { FLASH_ROOT_INITRAMFS, rootfsImagePath, xipPagesOf, type XipPolicy } from './flashroot.ts';
 
 /**
  * Two userspace profiles of the router config:
@@ -135,3 +137,49 @@ export const rootfsBuild: UserspaceBuild = {
 };
 
 export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };
+
+/**
+ * The router with its root filesystem in flash (cramfs, flashroot.ts)
+ * instead of an initramfs in RAM: the same busybox and scripts, staged the
+ * same way. 'router-xip' stores the executable pages of its programs
+ * uncompressed and page-aligned, so they run in place from flash;
+ * 'router-cramfs' compresses everything (what a root in flash costs
+ * without user-space XIP: every page that runs is copied into RAM).
+ */
+function flashRouter(name: string, xip: XipPolicy, description: string): UserspaceBuild {
+  return {
+    name,
+    description,
+    flashRootfs: { xip },
+    inputs(h, ctx) {
+      routerBuild.inputs(h, ctx);
+      h.value('xip-policy', xip);
+    },
+    async build(ctx, dir) {
+      const bb = await ensureBusybox(ctx);
+      const staged = join(dir, 'rootfs');
+      stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
+      const fs = mkcramfs(rootfsEntries(staged, { what: 'router rootfs' }), {
+        endian: ctx.board.endian,
+        name: 'lwrt',
+        xipPages: xipPagesOf(xip),
+      });
+      writeFileAtomic(rootfsImagePath(dir), fs.image);
+      writeFileAtomic(join(dir, 'rootfs-files.json'), `${JSON.stringify(fs.files, null, 2)}\n`);
+      const xipBytes = fs.files.reduce((n, f) => n + f.xipBytes, 0);
+      info(`cramfs root: ${fs.image.length} bytes, ${fs.files.length} files, ${xipBytes} bytes stored for execution in place (${xip})`);
+      return [...FLASH_ROOT_INITRAMFS];
+    },
+  };
+}
+
+export const routerXipBuild = flashRouter(
+  'router-xip',
+  'text',
+  'LWRT router with its root in flash (cramfs over MTD): programs execute in place from flash, the rest compressed',
+);
+export const routerCramfsBuild = flashRouter(
+  'router-cramfs',
+  'none',
+  'LWRT router with its root in flash (cramfs over MTD), all compressed: programs are read into RAM to run',
+);

@@ -126,6 +126,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface RouterSessionOptions {
   /** Before the power-off, GET /cgi-bin/status and keep it (the router test asserts on the page). */
   checkStatus?: boolean;
+  /** Before the power-off, GET /cgi-bin/pages (where busybox's pages are: flash or RAM) and keep it. */
+  checkPages?: boolean;
 }
 
 /** What the host side of a router boot saw and did; complete once its close() has resolved. */
@@ -136,6 +138,7 @@ export interface RouterSessionRecord {
   ready: boolean;
   status?: HttpAnswer;
   page?: StatusPage;
+  pages?: HttpAnswer;
   poweroff?: HttpAnswer;
   /** The first thing that went wrong on the HTTP side. */
   error?: string;
@@ -179,6 +182,7 @@ export async function routerBootSession(board: Board, o: RouterSessionOptions = 
       record.status = await request('GET', '/cgi-bin/status');
       if (record.status) record.page = parseStatusPage(record.status.body);
     }
+    if (o.checkPages) record.pages = await request('GET', '/cgi-bin/pages');
     record.poweroff = await request('POST', '/cgi-bin/poweroff');
   };
   return {

@@ -1,6 +1,7 @@
 import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import type { Hasher } from '../stamp.ts';
+import type { FlashRootfs } from './flashroot.ts';
 import type { InitramfsEntry } from './initramfs.ts';
 
 /**
@@ -21,6 +22,12 @@ export interface UserspaceBuild {
   description: string;
   /** Every input of the build but the toolkit's code (in every stamp already), for the userspace stage's stamp. */
   inputs(h: Hasher, ctx: BuildContext): void;
+  /**
+   * A root filesystem in flash (cramfs, src/userspace/flashroot.ts): build()
+   * then also writes rootfsImagePath(dir), and the entries it returns are
+   * only what the kernel needs before it mounts that root.
+   */
+  flashRootfs?: FlashRootfs;
   /** Build what the initramfs needs under dir; return its entries. */
   build(ctx: BuildContext, dir: string): Promise<InitramfsEntry[]>;
 }

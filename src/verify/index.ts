@@ -7,6 +7,7 @@
  * as a badInput XipError). A missing flash image is not bad input: the
  * stock variant has none, and that makes the image rules (4, 5) fail.
  */
+import { readImageReport } from '../image/stage.ts';
 import { readFileSync, statSync } from 'node:fs';
 import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
@@ -133,8 +134,10 @@ export interface VerifyCommandOptions {
  * bad input throws a badInput XipError (exit code 2).
  */
 export function verifyCommand(ctx: BuildContext, opts: VerifyCommandOptions = {}): number {
+  // A root filesystem in flash splits the kernel partition when the image is built: its report has the map as written.
+  const built = opts.image === undefined ? readImageReport(ctx) : undefined;
   const report = verify({
-    board: ctx.board,
+    board: built ? { ...ctx.board, partitions: built.partitions } : ctx.board,
     vmlinux: opts.vmlinux ?? ctx.vmlinux,
     dotConfig: opts.configFile ?? ctx.dotConfig,
     image: opts.image ?? ctx.imagePath,

@@ -14,6 +14,7 @@ import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
 import { kernelPartition, ubootKernelAddress } from '../boards/flashmap.ts';
 import { IH, parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
+import { findNode, getString, getStrings, getU32s, parseFdt } from '../boards/fdt.ts';
 import { hex } from '../text.ts';
 
 /**
@@ -93,6 +94,44 @@ export const TEXT_PATCHING_OPTIONS = [
 export const SHIM_MAGIC = 0x53504958;
 export const SHIM_MAGIC_OFFSET = 0x18;
 export const SHIM_TARGET_OFFSET = 0x20;
+/** The shim's device tree pointer (0: none; the UHI boot protocol otherwise). */
+export const SHIM_DTB_OFFSET = 0x24;
+/** cramfs superblock magic. */
+const CRAMFS_MAGIC = 0x28cd3d45;
+
+/**
+ * The device tree the shim passes (a root filesystem in flash): it must lie
+ * in the loader partition and parse, and every mtd-rom map it describes
+ * must stay off the kernel's partition (the kernel claims that range) and,
+ * for the root, start with a cramfs superblock.
+ */
+function checkShimDeviceTree(img: Uint8Array, address: number, board: Board): { problems: string[]; text: string } {
+  const loader = board.partitions.find((p) => p.content === 'loader')!;
+  const off = address - kseg0(board.flashPhys);
+  if (off < loader.offset || off + 40 > loader.offset + loader.size) {
+    return { problems: [`the shim's device tree pointer ${hex(address)} is outside the loader partition '${loader.name}'`], text: '' };
+  }
+  const problems: string[] = [];
+  let fdt;
+  try {
+    fdt = parseFdt(img.subarray(off, loader.offset + loader.size), `device tree at ${hex(address)}`);
+  } catch (e) {
+    return { problems: [(e as Error).message], text: '' };
+  }
+  const bootargs = findNode(fdt.root, '/chosen') ? getString(findNode(fdt.root, '/chosen')!, 'bootargs') : undefined;
+  if (!bootargs) problems.push(`device tree at ${hex(address)} has no /chosen/bootargs: the kernel would boot without a command line`);
+  const kernel = kernelPartition(board);
+  const roms = fdt.root.children.filter((n) => getStrings(n, 'compatible')?.includes('mtd-rom'));
+  for (const n of roms) {
+    const [start, size] = getU32s(n, 'reg') ?? [0, 0];
+    const kStart = board.flashPhys + kernel.offset;
+    if (start! < kStart + kernel.size && start! + size! > kStart) problems.push(`device tree node ${n.name} maps ${hex(start!)}+${hex(size!)}, over the kernel's partition: the kernel claims that flash`);
+    const at = start! - board.flashPhys;
+    const magic = at >= 0 && at + 4 <= img.length ? new DataView(img.buffer, img.byteOffset).getUint32(at, board.endian === 'little') : 0;
+    if (magic !== CRAMFS_MAGIC) problems.push(`device tree node ${n.name}: no cramfs superblock at ${hex(start!)} (magic ${hex(magic)})`);
+  }
+  return { problems, text: `device tree at ${hex(address)} (${roms.map((n) => n.name).join(', ') || 'no mtd-rom map'})` };
+}
 
 function flagsText(f: number): string {
   return `${f & PF.R ? 'R' : '-'}${f & PF.W ? 'W' : '-'}${f & PF.X ? 'X' : '-'}`;
@@ -454,6 +493,12 @@ export function rule5(inp: RuleInputs): RuleResult {
     if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
     else if (target !== entry) problems.push(`shim jumps to ${hex(target)} (word at ${hex(SHIM_TARGET_OFFSET)}), but kernel_entry is ${hex(entry)}`);
     loaderText = `shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`;
+    const dtb = dv.getUint32(SHIM_DTB_OFFSET, little);
+    if (dtb !== 0) {
+      const dt = checkShimDeviceTree(img, dtb, inp.board);
+      problems.push(...dt.problems);
+      loaderText += `; ${dt.text}`;
+    }
   } else problems.push(`image of ${img.length} bytes is too short for the shim header`);
   const data = { imageSize: img.length, unswapped: Math.min(img.length, inp.board.loaderSwapBytes), segments: compared, bytesCompared: total, shimMagic: magic, shimTarget: target, kernelEntry: entry };
   if (problems.length === 0) {

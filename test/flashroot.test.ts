@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { withRootfsPartition } from '../src/boards/flashmap.ts';
+import { getBoard } from '../src/boards/index.ts';
+import { XipError } from '../src/errors.ts';
+import { renderConfigInput } from '../src/kernel/kconfig.ts';
+import { FLASH_ROOT_INITRAMFS, FLASH_ROOT_KCONFIG, parsePages, textPages, xipPagesOf } from '../src/userspace/flashroot.ts';
+import { getProfile } from '../src/userspace/profiles.ts';
+
+/** A minimal ELF32 little-endian executable header with the given program headers (type, offset, filesz, flags). */
+function elfWith(phdrs: Array<[number, number, number, number]>, size: number): Uint8Array {
+  const b = new Uint8Array(size);
+  const v = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
+  v.setUint16(16, 2, true); // ET_EXEC
+  v.setUint16(18, 8, true); // EM_MIPS
+  v.setUint32(20, 1, true);
+  v.setUint32(28, 52, true); // e_phoff
+  v.setUint16(40, 52, true);
+  v.setUint16(42, 32, true);
+  v.setUint16(44, phdrs.length, true);
+  v.setUint16(46, 40, true);
+  phdrs.forEach(([type, offset, filesz, flags], i) => {
+    const o = 52 + i * 32;
+    v.setUint32(o, type, true);
+    v.setUint32(o + 4, offset, true);
+    v.setUint32(o + 8, 0x400000 + offset, true);
+    v.setUint32(o + 12, 0x400000 + offset, true);
+    v.setUint32(o + 16, filesz, true);
+    v.setUint32(o + 20, filesz, true);
+    v.setUint32(o + 24, flags, true);
+    v.setUint32(o + 28, 0x1000, true);
+  });
+  return b;
+}
+
+describe('root filesystem in flash', () => {
+  it('text pages: the pages of executable PT_LOAD segments, by file offset; nothing for other files', () => {
+    // R-X from 0 for 0x2100 bytes (pages 0..2), RW from 0x2100 (page 2..3), a non-LOAD X segment ignored.
+    const elf = elfWith([[1, 0, 0x2100, 5], [1, 0x2100, 0x1800, 6], [4, 0x3000, 0x100, 5]], 0x4000);
+    assert.deepEqual(textPages(elf), [0, 1, 2]);
+    assert.deepEqual(textPages(new TextEncoder().encode('#!/bin/sh\necho hi\n')), []);
+    assert.deepEqual(textPages(new Uint8Array(0)), []);
+    assert.deepEqual(xipPagesOf('none')('/bin/x', elf), []);
+    assert.deepEqual(xipPagesOf('text')('/bin/x', elf), [0, 1, 2]);
+  });
+
+  it('the rootfs partition is carved out of the kernel partition after the kernel, on erase sectors, the rest free', () => {
+    const board = getBoard('malta');
+    const parts = withRootfsPartition(board, 0x2a0123, 0x123456);
+    const k = parts.find((p) => p.content === 'kernel')!;
+    const r = parts.find((p) => p.content === 'rootfs')!;
+    const f = parts.find((p) => p.name === 'free')!;
+    assert.equal(k.offset, 0x1000);
+    assert.equal(r.offset, 0x2b0000, 'kernel end 0x2a1123 rounded up to 64 KiB');
+    assert.equal(k.offset + k.size, r.offset);
+    assert.equal(r.size, 0x130000);
+    assert.equal(f.offset, 0x3e0000);
+    assert.equal(f.offset + f.size, 0x400000);
+    assert.ok(r.readOnly);
+    assert.throws(() => withRootfsPartition(board, 0x2a0123, 0x200000), (e: unknown) => e instanceof XipError && /partition 'kernel' has \d+ bytes after the kernel/.test(e.message));
+  });
+
+  it('a map with its own rootfs partition keeps it, and says when the root does not fit it', () => {
+    const board = getBoard('malta');
+    const own = {
+      ...board,
+      partitions: [
+        { name: 'loader', offset: 0, size: 0x1000, readOnly: true, content: 'loader' as const },
+        { name: 'kernel', offset: 0x1000, size: 0x2ff000, readOnly: true, content: 'kernel' as const },
+        { name: 'root', offset: 0x300000, size: 0x100000, readOnly: true, content: 'rootfs' as const },
+      ],
+    };
+    assert.equal(withRootfsPartition(own, 0x100000, 0x80000), own.partitions);
+    assert.throws(() => withRootfsPartition(own, 0x100000, 0x100001), /partition 'root' .* 1 bytes too small/);
+  });
+
+  it('flash-root profiles: the kernel options after the defconfig, an initramfs of only a console and /root', () => {
+    for (const name of ['router-xip', 'router-cramfs']) assert.ok(getProfile(name).flashRootfs, name);
+    assert.equal(getProfile('router').flashRootfs, undefined);
+    const text = renderConfigInput('# CONFIG_MISC_FILESYSTEMS is not set\n', 'xip', '/l', 0x1e001000, FLASH_ROOT_KCONFIG);
+    assert.ok(text.indexOf('CONFIG_CRAMFS_MTD=y') > text.indexOf('# CONFIG_MISC_FILESYSTEMS is not set'), 'later lines win');
+    assert.ok(text.indexOf('CONFIG_CRAMFS_MTD=y') < text.indexOf('CONFIG_INITRAMFS_SOURCE'));
+    assert.deepEqual(FLASH_ROOT_INITRAMFS.map((e) => e.name), ['/dev', '/dev/console', '/root']);
+    assert.ok(!FLASH_ROOT_INITRAMFS.some((e) => e.name === '/init'), 'no /init: the kernel mounts root=');
+  });
+
+  it('parses /cgi-bin/pages', () => {
+    const pages = parsePages('r-xp 00400000 1e2c1000\nr-xp 00401000 -\nrw-p 004c0000 01f3a000\njunk\n');
+    assert.deepEqual(pages, [
+      { perms: 'r-xp', vaddr: 0x400000, phys: 0x1e2c1000 },
+      { perms: 'r-xp', vaddr: 0x401000, phys: undefined },
+      { perms: 'rw-p', vaddr: 0x4c0000, phys: 0x1f3a000 },
+    ]);
+  });
+});

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { mergeEnv } from '../src/cli.ts';
+import { makeContext, userspacePaths, type Toolchain } from '../src/context.ts';
+import { swapWords } from '../src/image/layout.ts';
+import { readImageReport } from '../src/image/stage.ts';
+import { bootBuilt } from '../src/pipeline.ts';
+import { parseMemoryLine } from '../src/qemu/markers.ts';
+import { readCramfs } from '../src/userspace/cramfs.ts';
+import { parsePages, rootfsImagePath, type MappedPage } from '../src/userspace/flashroot.ts';
+import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
+import { routerBootSession } from '../src/userspace/routerboot.ts';
+import { xipLogged } from './fixtures/cli.ts';
+
+/**
+ * The router with its root filesystem in flash (cramfs over an mtd-rom map,
+ * src/userspace/flashroot.ts), booted from the flash image alone: the shim
+ * passes the device tree with the root's partition, the kernel mounts
+ * root=mtd:rootfs, the router serves and powers off over HTTP.
+ * The proof that user code executes in place: /cgi-bin/pages lists the
+ * physical address of every present page of busybox's mappings (from
+ * /proc/self/pagemap). With 'router-xip' every present code page is in the
+ * rootfs partition of the flash chip and every data page in RAM; the
+ * negative control, 'router-cramfs' (same root, all compressed), has every
+ * code page in RAM. A root copied into RAM fails the first.
+ */
+const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+const config = 'lwrt_qemu_malta_defconfig';
+
+function contextOf(userspace: string) {
+  return makeContext({ config, variant: 'xip', toolchain, userspace });
+}
+
+const cli = (userspace: string, args: string[], timeoutMs: number) =>
+  xipLogged(['--config', config, '--toolchain', toolchain, '--variant', 'xip', '--userspace', userspace, ...args], timeoutMs);
+
+interface PagesSeen {
+  code: MappedPage[];
+  data: MappedPage[];
+  boot: Awaited<ReturnType<typeof bootBuilt>>;
+}
+
+async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
+  const ctx = contextOf(userspace);
+  const session = await routerBootSession(ctx.board, { checkPages: true });
+  const boot = await bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session });
+  const r = session.record;
+  const why = `log ${boot.log}\n${(boot.tail ?? []).join('\n')}`;
+  assert.equal(r.error, undefined, `${r.error}\n${why}`);
+  assert.equal(r.pages?.status, 200, why);
+  assert.deepEqual(boot.markersSeen, [...ROUTER_MARKERS], why);
+  assert.equal(boot.exitCode, 0, why);
+  assert.ok(boot.log, 'boot log');
+  const log = readFileSync(boot.log, 'utf8');
+  assert.match(log, /VFS: Mounted root \(cramfs filesystem\) readonly/, 'the root is the cramfs in flash');
+  const m = parseMemoryLine(boot.memoryLine ?? '');
+  assert.ok(m && m.totalKiB === mem * 1024, boot.memoryLine);
+  const pages = parsePages(r.pages!.body);
+  const present = pages.filter((p) => p.phys !== undefined);
+  return { code: present.filter((p) => p.perms.includes('x')), data: present.filter((p) => p.perms.includes('w')), boot };
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
+  for (const userspace of ['router-xip', 'router-cramfs']) {
+    it(`${userspace}: builds; the image holds the cramfs in its own partition after the kernel and a device tree for the shim`, async () => {
+      const ctx = contextOf(userspace);
+      let r = await cli(userspace, ['build'], 40 * 60 * 1000);
+      assert.equal(r.code, 0, r.out);
+      r = await cli(userspace, ['image'], 5 * 60 * 1000);
+      assert.equal(r.code, 0, r.out);
+      const report = readImageReport(ctx);
+      assert.ok(report?.rootfs && report.deviceTree, 'rootfs and device tree in the image report');
+      const cfg = readFileSync(ctx.dotConfig, 'utf8');
+      for (const s of ['MTD_PHYSMAP_OF', 'MTD_ROM', 'CRAMFS', 'CRAMFS_MTD', 'MIPS_CMDLINE_DTB_EXTEND']) assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
+      assert.doesNotMatch(cfg, /^CONFIG_MTD_CFI=y$/m, 'no CFI driver for the chip the kernel executes from');
+      const kernel = report.partitions.find((p) => p.content === 'kernel')!;
+      const root = report.partitions.find((p) => p.content === 'rootfs')!;
+      assert.equal(root.offset, kernel.offset + kernel.size, 'the root follows the kernel');
+      assert.equal(root.offset % ctx.board.eraseSize, 0);
+      assert.match(report.deviceTree.bootargs, /root=mtd:rootfs rootfstype=cramfs/);
+      // The cramfs is in the chip as built (the image is pre-swapped for QEMU's loader: undo it).
+      const image = new Uint8Array(readFileSync(ctx.imagePath));
+      swapWords(image, ctx.board.loaderSwapBytes);
+      const fs = new Uint8Array(readFileSync(rootfsImagePath(userspacePaths(ctx).dir)));
+      assert.deepEqual(image.subarray(root.offset, root.offset + fs.length), fs);
+      const read = readCramfs(fs);
+      const bb = read.files.get('/bin/busybox');
+      assert.ok(bb?.data && bb.data.length > 100_000, 'busybox in the root');
+    });
+  }
+
+  for (const mem of [256, 16]) {
+    it(`router-xip at -m ${mem}M: serves and powers off; busybox's code pages are in the flash root, its data pages in RAM`, async (t) => {
+      const ctx = contextOf('router-xip');
+      assert.ok(existsSync(ctx.imagePath), 'built by the first test');
+      const root = readImageReport(ctx)!.partitions.find((p) => p.content === 'rootfs')!;
+      const lo = ctx.board.flashPhys + root.offset;
+      const hi = lo + root.size;
+      const { code, data, boot } = await bootAndMap('router-xip', mem);
+      assert.ok(code.length >= 16, `${code.length} present code pages`);
+      for (const p of code) assert.ok(p.phys! >= lo && p.phys! < hi, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}, outside the root's flash ${hex(lo)}..${hex(hi)}`);
+      assert.ok(data.length >= 1, 'present data pages');
+      for (const p of data) assert.ok(p.phys! < mem * 1024 * 1024, `data page ${hex(p.vaddr)} at ${hex(p.phys!)}, not in RAM`);
+      t.diagnostic(`-m ${mem}M: ${code.length} code pages in flash ${hex(lo)}..${hex(hi)}, ${data.length} data pages in RAM; ${boot.memoryLine}`);
+    });
+  }
+
+  it('negative control, router-cramfs (all compressed) at -m 256M: the same code pages are in RAM', async (t) => {
+    const { code } = await bootAndMap('router-cramfs', 256);
+    assert.ok(code.length >= 16, `${code.length} present code pages`);
+    for (const p of code) assert.ok(p.phys! < 256 * 1024 * 1024, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}: not in RAM`);
+    t.diagnostic(`${code.length} code pages, all in RAM`);
+  });
+});
