@@ -18,12 +18,16 @@ import { xipLogged } from './fixtures/cli.ts';
  * src/userspace/flashroot.ts), booted from the flash image alone: the shim
  * passes the device tree with the root's partition, the kernel mounts
  * root=mtd:rootfs, the router serves and powers off over HTTP.
- * The proof that user code executes in place: /cgi-bin/pages lists the
- * physical address of every present page of busybox's mappings (from
- * /proc/self/pagemap). With 'router-xip' every present code page is in the
- * rootfs partition of the flash chip and every data page in RAM; the
- * negative control, 'router-cramfs' (same root, all compressed), has every
- * code page in RAM. A root copied into RAM fails the first.
+ * What shows that user code executes in place: /cgi-bin/pages lists every
+ * page of busybox's mappings with its physical address from
+ * /proc/self/pagemap. With 'router-cramfs' (the control: same root, all
+ * compressed) the code pages are page-cache pages in RAM. With
+ * 'router-xip' cramfs maps the code straight from flash with
+ * remap_pfn_range (a VM_PFNMAP mapping), which the kernel's page walk,
+ * and so pagemap, skips: every code page shows as not present, while the
+ * data pages are in RAM. A root copied into RAM would show its code pages
+ * at RAM addresses, as the control does, and fail. (A physical address in
+ * flash for each code page needs a look from outside the guest: not done yet.)
  */
 const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const config = 'lwrt_qemu_malta_defconfig';
@@ -57,8 +61,7 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   const m = parseMemoryLine(boot.memoryLine ?? '');
   assert.ok(m && m.totalKiB === mem * 1024, boot.memoryLine);
   const pages = parsePages(r.pages!.body);
-  const present = pages.filter((p) => p.phys !== undefined);
-  return { code: present.filter((p) => p.perms.includes('x')), data: present.filter((p) => p.perms.includes('w')), boot };
+  return { code: pages.filter((p) => p.perms.includes('x')), data: pages.filter((p) => p.perms.includes('w') && p.phys !== undefined), boot };
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -93,23 +96,21 @@ describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 10
   }
 
   for (const mem of [256, 16]) {
-    it(`router-xip at -m ${mem}M: serves and powers off; busybox's code pages are in the flash root, its data pages in RAM`, async (t) => {
+    it(`router-xip at -m ${mem}M: serves and powers off; busybox's code is mapped from flash (no page-cache page in RAM), its data pages are in RAM`, async (t) => {
       const ctx = contextOf('router-xip');
       assert.ok(existsSync(ctx.imagePath), 'built by the first test');
-      const root = readImageReport(ctx)!.partitions.find((p) => p.content === 'rootfs')!;
-      const lo = ctx.board.flashPhys + root.offset;
-      const hi = lo + root.size;
       const { code, data, boot } = await bootAndMap('router-xip', mem);
-      assert.ok(code.length >= 16, `${code.length} present code pages`);
-      for (const p of code) assert.ok(p.phys! >= lo && p.phys! < hi, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}, outside the root's flash ${hex(lo)}..${hex(hi)}`);
+      assert.ok(code.length >= 16, `${code.length} code pages listed`);
+      for (const p of code) assert.equal(p.phys, undefined, `code page ${hex(p.vaddr)} is a page at ${hex(p.phys ?? 0)}: not mapped from flash`);
       assert.ok(data.length >= 1, 'present data pages');
       for (const p of data) assert.ok(p.phys! < mem * 1024 * 1024, `data page ${hex(p.vaddr)} at ${hex(p.phys!)}, not in RAM`);
-      t.diagnostic(`-m ${mem}M: ${code.length} code pages in flash ${hex(lo)}..${hex(hi)}, ${data.length} data pages in RAM; ${boot.memoryLine}`);
+      t.diagnostic(`-m ${mem}M: ${code.length} code pages mapped from flash (VM_PFNMAP), ${data.length} data pages in RAM; ${boot.memoryLine}`);
     });
   }
 
   it('negative control, router-cramfs (all compressed) at -m 256M: the same code pages are in RAM', async (t) => {
-    const { code } = await bootAndMap('router-cramfs', 256);
+    const { code: all } = await bootAndMap('router-cramfs', 256);
+    const code = all.filter((p) => p.phys !== undefined);
     assert.ok(code.length >= 16, `${code.length} present code pages`);
     for (const p of code) assert.ok(p.phys! < 256 * 1024 * 1024, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}: not in RAM`);
     t.diagnostic(`${code.length} code pages, all in RAM`);
