@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
 import { makeContext, userspacePaths, type Toolchain } from '../src/context.ts';
@@ -7,6 +9,7 @@ import { swapWords } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { parseMemoryLine } from '../src/qemu/markers.ts';
+import { sampleUserPcs, type UserPcSample } from '../src/qemu/qmp.ts';
 import { readCramfs } from '../src/userspace/cramfs.ts';
 import { parsePages, rootfsImagePath, type MappedPage } from '../src/userspace/flashroot.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
@@ -26,8 +29,12 @@ import { xipLogged } from './fixtures/cli.ts';
  * remap_pfn_range (a VM_PFNMAP mapping), which the kernel's page walk,
  * and so pagemap, skips: every code page shows as not present, while the
  * data pages are in RAM. A root copied into RAM would show its code pages
- * at RAM addresses, as the control does, and fail. (A physical address in
- * flash for each code page needs a look from outside the guest: not done yet.)
+ * at RAM addresses, as the control does, and fail.
+ * And from outside the guest: QEMU is stopped over QMP again and again
+ * while it boots; whenever its PC is in busybox's code, gva2gpa translates
+ * it through the guest's own MMU state. For router-xip every such physical
+ * address is in the root's partition of the flash chip, for the control
+ * in RAM.
  */
 const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const config = 'lwrt_qemu_malta_defconfig';
@@ -42,13 +49,24 @@ const cli = (userspace: string, args: string[], timeoutMs: number) =>
 interface PagesSeen {
   code: MappedPage[];
   data: MappedPage[];
+  /** The guest stopped in busybox's code (from outside: QMP), with the physical address of the PC. */
+  userPcs: UserPcSample[];
   boot: Awaited<ReturnType<typeof bootBuilt>>;
 }
 
 async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   const ctx = contextOf(userspace);
   const session = await routerBootSession(ctx.board, { checkPages: true });
-  const boot = await bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session });
+  const dir = mkdtempSync(join(tmpdir(), 'xip-flashroot-'));
+  const sock = join(dir, 'qmp.sock');
+  let boot: Awaited<ReturnType<typeof bootBuilt>>;
+  let samples: UserPcSample[];
+  try {
+    const withQmp = { ...session, extraArgs: [...session.extraArgs, '-qmp', `unix:${sock},server=on,wait=off`] };
+    [boot, samples] = await Promise.all([bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session: withQmp }), sampleUserPcs(sock, { userTop: 0x80000000 })]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const r = session.record;
   const why = `log ${boot.log}\n${(boot.tail ?? []).join('\n')}`;
   assert.equal(r.error, undefined, `${r.error}\n${why}`);
@@ -61,7 +79,10 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   const m = parseMemoryLine(boot.memoryLine ?? '');
   assert.ok(m && m.totalKiB === mem * 1024, boot.memoryLine);
   const pages = parsePages(r.pages!.body);
-  return { code: pages.filter((p) => p.perms.includes('x')), data: pages.filter((p) => p.perms.includes('w') && p.phys !== undefined), boot };
+  const code = pages.filter((p) => p.perms.includes('x'));
+  const inCode = (pc: number) => code.some((p) => pc >= p.vaddr && pc < p.vaddr + 4096);
+  const userPcs = samples.filter((x) => x.phys !== undefined && inCode(x.pc));
+  return { code, data: pages.filter((p) => p.perms.includes('w') && p.phys !== undefined), userPcs, boot };
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -96,23 +117,31 @@ describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 10
   }
 
   for (const mem of [256, 16]) {
-    it(`router-xip at -m ${mem}M: serves and powers off; busybox's code is mapped from flash (no page-cache page in RAM), its data pages are in RAM`, async (t) => {
+    it(`router-xip at -m ${mem}M: serves and powers off; busybox's code executes from the flash root (QEMU's view), is mapped from flash (no page-cache page), its data pages are in RAM`, async (t) => {
       const ctx = contextOf('router-xip');
       assert.ok(existsSync(ctx.imagePath), 'built by the first test');
-      const { code, data, boot } = await bootAndMap('router-xip', mem);
+      const root = readImageReport(ctx)!.partitions.find((p) => p.content === 'rootfs')!;
+      const lo = ctx.board.flashPhys + root.offset;
+      const hi = lo + root.size;
+      const { code, data, userPcs, boot } = await bootAndMap('router-xip', mem);
+      // Seen from outside: where the CPU fetched busybox's code when QEMU stopped it in user mode.
+      assert.ok(userPcs.length >= 3, `${userPcs.length} samples of the guest in busybox's code`);
+      for (const x of userPcs) assert.ok(x.phys! >= lo && x.phys! < hi, `user PC ${hex(x.pc)} executes at ${hex(x.phys!)}, outside the root's flash ${hex(lo)}..${hex(hi)}`);
       assert.ok(code.length >= 16, `${code.length} code pages listed`);
       for (const p of code) assert.equal(p.phys, undefined, `code page ${hex(p.vaddr)} is a page at ${hex(p.phys ?? 0)}: not mapped from flash`);
       assert.ok(data.length >= 1, 'present data pages');
       for (const p of data) assert.ok(p.phys! < mem * 1024 * 1024, `data page ${hex(p.vaddr)} at ${hex(p.phys!)}, not in RAM`);
-      t.diagnostic(`-m ${mem}M: ${code.length} code pages mapped from flash (VM_PFNMAP), ${data.length} data pages in RAM; ${boot.memoryLine}`);
+      t.diagnostic(`-m ${mem}M: ${userPcs.length} user PC samples, all in the flash root ${hex(lo)}..${hex(hi)}; ${code.length} code pages mapped from flash (VM_PFNMAP), ${data.length} data pages in RAM; ${boot.memoryLine}`);
     });
   }
 
-  it('negative control, router-cramfs (all compressed) at -m 256M: the same code pages are in RAM', async (t) => {
-    const { code: all } = await bootAndMap('router-cramfs', 256);
+  it('negative control, router-cramfs (all compressed) at -m 256M: the same code pages are in RAM, and execute there', async (t) => {
+    const { code: all, userPcs } = await bootAndMap('router-cramfs', 256);
+    assert.ok(userPcs.length >= 3, `${userPcs.length} samples of the guest in busybox's code`);
+    for (const x of userPcs) assert.ok(x.phys! < 256 * 1024 * 1024, `user PC ${hex(x.pc)} executes at ${hex(x.phys!)}: not in RAM`);
     const code = all.filter((p) => p.phys !== undefined);
     assert.ok(code.length >= 16, `${code.length} present code pages`);
     for (const p of code) assert.ok(p.phys! < 256 * 1024 * 1024, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}: not in RAM`);
-    t.diagnostic(`${code.length} code pages, all in RAM`);
+    t.diagnostic(`${code.length} code pages and ${userPcs.length} user PC samples, all in RAM`);
   });
 });

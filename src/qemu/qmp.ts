@@ -137,3 +137,44 @@ export async function samplePcs(socketPath: string, o: { max?: number; stop?: Ab
   }
   return pcs;
 }
+
+/** One sample of the guest stopped in user mode: its PC and the physical address QEMU's MMU translates it to. */
+export interface UserPcSample {
+  pc: number;
+  /** Physical address of the PC, or undefined when QEMU could not translate it (not in the TLB). */
+  phys?: number;
+}
+
+/** The physical address in `gva2gpa` output ("gpa: 0x1e31a4c0"), or undefined ("Unmapped"). */
+export function parseGpa(text: string): number | undefined {
+  const m = /\bgpa:\s*0x([0-9a-f]+)/i.exec(text);
+  return m?.[1] ? parseInt(m[1], 16) >>> 0 : undefined;
+}
+
+/**
+ * Sample where user code executes physically: stop the guest, read its
+ * PC, and when it is a user address (below `userTop`) translate it through
+ * the guest's own MMU state with `gva2gpa`, then let it go on. Until QEMU
+ * goes away, `stop` is aborted or `max` user samples are taken. The proof
+ * that programs run in place from flash, seen from outside the guest.
+ */
+export async function sampleUserPcs(socketPath: string, o: { userTop: number; max?: number; stop?: AbortSignal }): Promise<UserPcSample[]> {
+  const max = o.max ?? 10_000;
+  const q = await QmpClient.connect(socketPath);
+  const out: UserPcSample[] = [];
+  try {
+    while (!q.isClosed && out.length < max && !o.stop?.aborted) {
+      try {
+        await q.execute('stop');
+        const pc = parsePc(await q.hmp('info registers'));
+        if (pc !== undefined && pc < o.userTop) out.push({ pc, phys: parseGpa(await q.hmp(`gva2gpa 0x${pc.toString(16)}`)) });
+        await q.execute('cont');
+      } catch {
+        break; // QEMU quit (power-off) while we asked
+      }
+    }
+  } finally {
+    q.close();
+  }
+  return out;
+}
