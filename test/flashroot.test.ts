@@ -4,8 +4,10 @@ import { withRootfsPartition } from '../src/boards/flashmap.ts';
 import { getBoard } from '../src/boards/index.ts';
 import { XipError } from '../src/errors.ts';
 import { renderConfigInput } from '../src/kernel/kconfig.ts';
-import { FLASH_ROOT_INITRAMFS, FLASH_ROOT_KCONFIG, parsePages, textPages, xipPagesOf } from '../src/userspace/flashroot.ts';
+import { FLASH_ROOT_INITRAMFS, FLASH_ROOT_KCONFIG, parseMappings, parsePages, textPages, xipPagesOf } from '../src/userspace/flashroot.ts';
 import { getProfile } from '../src/userspace/profiles.ts';
+import { parseRanges, parseResident, profiledPages } from '../src/userspace/xipprofile.ts';
+import { sha256 } from '../src/fsutil.ts';
 
 /** A minimal ELF32 little-endian executable header with the given program headers (type, offset, filesz, flags). */
 function elfWith(phdrs: Array<[number, number, number, number]>, size: number): Uint8Array {
@@ -76,7 +78,7 @@ describe('root filesystem in flash', () => {
   });
 
   it('flash-root profiles: the kernel options after the defconfig, an initramfs of only a console and /root', () => {
-    for (const name of ['router-xip', 'router-cramfs']) assert.ok(getProfile(name).flashRootfs, name);
+    for (const name of ['router-xip', 'router-cramfs', 'router-profiled']) assert.ok(getProfile(name).flashRootfs, name);
     assert.equal(getProfile('router').flashRootfs, undefined);
     const text = renderConfigInput('# CONFIG_MISC_FILESYSTEMS is not set\n', 'xip', '/l', 0x1e001000, FLASH_ROOT_KCONFIG);
     assert.ok(text.indexOf('CONFIG_CRAMFS_MTD=y') > text.indexOf('# CONFIG_MISC_FILESYSTEMS is not set'), 'later lines win');
@@ -86,11 +88,43 @@ describe('root filesystem in flash', () => {
   });
 
   it('parses /cgi-bin/pages', () => {
-    const pages = parsePages('r-xp 00400000 1e2c1000\nr-xp 00401000 -\nrw-p 004c0000 01f3a000\njunk\n');
+    const text = 'map r-xp 00400000-00402000 1e2c1000\nr-xp 00400000 1e2c1000\nr-xp 00401000 -\nmap rw-p 004c0000-004c1000 000c0000\nrw-p 004c0000 01f3a000\njunk\n';
+    assert.deepEqual(parseMappings(text), [
+      { perms: 'r-xp', start: 0x400000, end: 0x402000, offset: 0x1e2c1000 },
+      { perms: 'rw-p', start: 0x4c0000, end: 0x4c1000, offset: 0xc0000 },
+    ]);
+    const pages = parsePages(text);
+    assert.equal(pages.length, 3);
+    assert.deepEqual(parsePages('r-xp 00400000 1e2c1000\nr-xp 00401000 -\nrw-p 004c0000 01f3a000\njunk\n'), pages);
     assert.deepEqual(pages, [
       { perms: 'r-xp', vaddr: 0x400000, phys: 0x1e2c1000 },
       { perms: 'r-xp', vaddr: 0x401000, phys: undefined },
       { perms: 'rw-p', vaddr: 0x4c0000, phys: 0x1f3a000 },
     ]);
+  });
+});
+
+describe('execution profiles (xip profile)', () => {
+  it("parses the guest's resident output: ranges, '-', lines it could not answer are left out", () => {
+    assert.deepEqual(parseRanges('0-3,7,9-10'), [0, 1, 2, 3, 7, 9, 10]);
+    assert.deepEqual(parseRanges('-'), []);
+    const r = parseResident('/bin/busybox 401234 0-2,5\n/usr/sbin/resident 4376 0\n/bin/x ? cannot-open\n/etc/empty 0 -\n');
+    assert.deepEqual([...r.keys()], ['/bin/busybox', '/usr/sbin/resident', '/etc/empty']);
+    assert.deepEqual(r.get('/bin/busybox'), { size: 401234, pages: [0, 1, 2, 5] });
+    assert.deepEqual(r.get('/etc/empty'), { size: 0, pages: [] });
+  });
+
+  it('keeps in place the code up to the last page the profile saw used (cramfs maps only a leading run), and refuses a profile of another program', () => {
+    const elf = elfWith([[1, 0, 0x4100, 5], [1, 0x4100, 0x800, 6]], 0x5000);
+    const p = { board: 'malta', workload: 'w', recorded: 'now', files: { '/bin/x': { sha256: sha256(elf), size: elf.length, pages: [0, 2, 3] } } };
+    const choose = profiledPages(p, 'p.json');
+    assert.deepEqual(choose('/bin/x', elf), [0, 1, 2, 3], 'page 1 (unused) stays in place between used ones; page 4 (code, unused, last) is compressed');
+    const late = profiledPages({ ...p, files: { '/bin/x': { ...p.files['/bin/x'], pages: [4] } } }, 'p.json');
+    assert.deepEqual(late('/bin/x', elf), [0, 1, 2, 3, 4]);
+    assert.deepEqual(choose('/etc/script', new TextEncoder().encode('#!/bin/sh\n')), [], 'not a program: nothing to look up');
+    assert.throws(() => choose('/bin/y', elf), /has no entry for \/bin\/y: record it again with xip profile/);
+    const other = elf.slice();
+    other[0x4f00] = 1;
+    assert.throws(() => choose('/bin/x', other), /recorded for another \/bin\/x \(sha256 differs\)/);
   });
 });

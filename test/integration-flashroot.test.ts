@@ -11,9 +11,10 @@ import { bootBuilt } from '../src/pipeline.ts';
 import { parseMemoryLine } from '../src/qemu/markers.ts';
 import { sampleUserPcs, type UserPcSample } from '../src/qemu/qmp.ts';
 import { readCramfs } from '../src/userspace/cramfs.ts';
-import { parsePages, rootfsImagePath, type MappedPage } from '../src/userspace/flashroot.ts';
+import { parseMappings, parsePages, rootfsImagePath, type MappedPage, type PageMapping } from '../src/userspace/flashroot.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
 import { routerBootSession } from '../src/userspace/routerboot.ts';
+import { profilePath, readProfile } from '../src/userspace/xipprofile.ts';
 import { xipLogged } from './fixtures/cli.ts';
 
 /**
@@ -49,6 +50,8 @@ const cli = (userspace: string, args: string[], timeoutMs: number) =>
 interface PagesSeen {
   code: MappedPage[];
   data: MappedPage[];
+  /** busybox's mappings as /proc/self/maps lists them. */
+  maps: PageMapping[];
   /** The guest stopped in busybox's code (from outside: QMP), with the physical address of the PC. */
   userPcs: UserPcSample[];
   boot: Awaited<ReturnType<typeof bootBuilt>>;
@@ -62,8 +65,8 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   let boot: Awaited<ReturnType<typeof bootBuilt>>;
   let samples: UserPcSample[];
   try {
-    const withQmp = { ...session, extraArgs: [...session.extraArgs, '-qmp', `unix:${sock},server=on,wait=off`] };
-    [boot, samples] = await Promise.all([bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session: withQmp }), sampleUserPcs(sock, { userTop: 0x80000000 })]);
+    const extraArgs = ['-qmp', `unix:${sock},server=on,wait=off`];
+    [boot, samples] = await Promise.all([bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session, extraArgs }), sampleUserPcs(sock, { userTop: 0x80000000 })]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -82,7 +85,7 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   const code = pages.filter((p) => p.perms.includes('x'));
   const inCode = (pc: number) => code.some((p) => pc >= p.vaddr && pc < p.vaddr + 4096);
   const userPcs = samples.filter((x) => x.phys !== undefined && inCode(x.pc));
-  return { code, data: pages.filter((p) => p.perms.includes('w') && p.phys !== undefined), userPcs, boot };
+  return { code, data: pages.filter((p) => p.perms.includes('w') && p.phys !== undefined), maps: parseMappings(r.pages!.body), userPcs, boot };
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -123,7 +126,11 @@ describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 10
       const root = readImageReport(ctx)!.partitions.find((p) => p.content === 'rootfs')!;
       const lo = ctx.board.flashPhys + root.offset;
       const hi = lo + root.size;
-      const { code, data, userPcs, boot } = await bootAndMap('router-xip', mem);
+      const { code, data, maps, userPcs, boot } = await bootAndMap('router-xip', mem);
+      // A mapping cramfs made with remap_pfn_range shows its physical address where the file offset would be.
+      const text = maps.filter((m) => m.perms === 'r-xp');
+      assert.equal(text.length, 1, JSON.stringify(maps));
+      assert.ok(text[0]!.offset >= lo && text[0]!.offset < hi, `/proc/self/maps gives ${hex(text[0]!.offset)} for busybox's code, not an address in the root's flash ${hex(lo)}..${hex(hi)}`);
       // Seen from outside: where the CPU fetched busybox's code when QEMU stopped it in user mode.
       assert.ok(userPcs.length >= 3, `${userPcs.length} samples of the guest in busybox's code`);
       for (const x of userPcs) assert.ok(x.phys! >= lo && x.phys! < hi, `user PC ${hex(x.pc)} executes at ${hex(x.phys!)}, outside the root's flash ${hex(lo)}..${hex(hi)}`);
@@ -143,5 +150,28 @@ describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 10
     assert.ok(code.length >= 16, `${code.length} present code pages`);
     for (const p of code) assert.ok(p.phys! < 256 * 1024 * 1024, `code page ${hex(p.vaddr)} at ${hex(p.phys!)}: not in RAM`);
     t.diagnostic(`${code.length} code pages and ${userPcs.length} user PC samples, all in RAM`);
+  });
+});
+
+describe(`execution profile (${toolchain})`, { timeout: 30 * 60 * 1000 }, () => {
+  it('xip profile records the pages the router used on router-cramfs; router-profiled keeps the code up to the last used page in place, and boots', async () => {
+    let r = await xipLogged(['--toolchain', toolchain, 'profile'], 20 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    const ctx = contextOf('router-profiled');
+    const profile = readProfile(profilePath(ctx));
+    const bb = profile.files['/bin/busybox'];
+    assert.ok(bb && bb.pages.length > 16, `busybox pages used: ${bb?.pages.length}`);
+    r = await cli('router-profiled', ['build'], 20 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    r = await cli('router-profiled', ['image'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    const files = JSON.parse(readFileSync(join(userspacePaths(ctx).dir, 'rootfs-files.json'), 'utf8')) as Array<{ path: string; xipPages: number[] }>;
+    const text = JSON.parse(readFileSync(join(userspacePaths(contextOf('router-xip')).dir, 'rootfs-files.json'), 'utf8')) as Array<{ path: string; xipPages: number[] }>;
+    const inPlace = files.find((f) => f.path === '/bin/busybox')!.xipPages;
+    const allText = text.find((f) => f.path === '/bin/busybox')!.xipPages;
+    const last = Math.max(...allText.filter((p) => bb.pages.includes(p)));
+    assert.deepEqual(inPlace, allText.filter((p) => p <= last), 'in place: the code up to the last page the profile saw used');
+    const { userPcs } = await bootAndMap('router-profiled', 16);
+    assert.ok(userPcs.length >= 1, 'the guest ran busybox code');
   });
 });

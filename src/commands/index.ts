@@ -7,6 +7,8 @@ import * as freshCheck from './fresh-check.ts';
 import * as flashmap from './flashmap.ts';
 import * as image from './image.ts';
 import * as measure from './measure.ts';
+import * as measureRootfs from './measure-rootfs.ts';
+import * as profile from './profile.ts';
 import * as report from './report.ts';
 import * as run from './run.ts';
 import * as series from './series.ts';
@@ -19,4 +21,4 @@ import * as verify from './verify.ts';
  * its options (define) and its handler. A handler loads what it needs when
  * it runs, so that starting xip stays cheap.
  */
-export const COMMANDS: readonly CommandModule[] = [doctor, source, build, flashmap, image, verify, boot, run, measure, bench, report, soak, series, freshCheck];
+export const COMMANDS: readonly CommandModule[] = [doctor, source, build, flashmap, image, verify, boot, run, measure, measureRootfs, profile, bench, report, soak, series, freshCheck];

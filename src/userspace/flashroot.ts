@@ -13,7 +13,7 @@ import type { InitramfsEntry } from './initramfs.ts';
  */
 
 /** Which pages of a file are stored for execution in place. */
-export type XipPolicy = 'none' | 'text';
+export type XipPolicy = 'none' | 'text' | 'profile';
 
 /** What a flash-root profile declares (src/userspace/types.ts). */
 export interface FlashRootfs {
@@ -91,8 +91,8 @@ export function textPages(data: Uint8Array): number[] {
   return [...pages].sort((a, b) => a - b);
 }
 
-/** The page chooser of a policy, for mkcramfs. */
-export function xipPagesOf(policy: XipPolicy): (path: string, data: Uint8Array) => number[] {
+/** The page chooser of a policy that needs no profile, for mkcramfs ('profile': src/userspace/xipprofile.ts). */
+export function xipPagesOf(policy: Exclude<XipPolicy, 'profile'>): (path: string, data: Uint8Array) => number[] {
   return policy === 'text' ? (_path, data) => textPages(data) : () => [];
 }
 
@@ -103,6 +103,24 @@ export interface MappedPage {
   vaddr: number;
   /** Physical address, or undefined when the page is not present. */
   phys?: number;
+}
+
+/** One mapping /cgi-bin/pages introduces: "map PERMS START-END OFFSET" (OFFSET: /proc/PID/maps' hex offset column). */
+export interface PageMapping {
+  perms: string;
+  start: number;
+  end: number;
+  offset: number;
+}
+
+/** The "map" lines of /cgi-bin/pages. */
+export function parseMappings(text: string): PageMapping[] {
+  const out: PageMapping[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^map ([r-][w-][x-][ps]) ([0-9a-f]+)-([0-9a-f]+) ([0-9a-f]+)$/.exec(line.trim());
+    if (m) out.push({ perms: m[1]!, start: parseInt(m[2]!, 16), end: parseInt(m[3]!, 16), offset: parseInt(m[4]!, 16) });
+  }
+  return out;
 }
 
 /** Parse /cgi-bin/pages: "PERMS VADDR PHYS|-" per line, hex without 0x. Other lines are skipped. */

@@ -1,7 +1,7 @@
 import { badInput } from '../errors.ts';
 import { initBoot, initBuild } from './init.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
-import { rootfsBoot, rootfsBuild, routerBoot, routerBuild, routerCramfsBuild, routerXipBuild } from './router.ts';
+import { rootfsBoot, rootfsBuild, routerBoot, routerBuild, routerCramfsBuild, routerProfiledBuild, routerXipBuild } from './router.ts';
 import { stressBoot, stressBuild } from './stress.ts';
 
 export type { BootExpectation, BootSession, UserspaceBuild } from './types.ts';
@@ -21,6 +21,7 @@ const PROFILES = new Map<string, { build: UserspaceBuild; boot: BootExpectation 
     { build: rootfsBuild, boot: rootfsBoot },
     { build: routerXipBuild, boot: routerBoot },
     { build: routerCramfsBuild, boot: routerBoot },
+    { build: routerProfiledBuild, boot: routerBoot },
   ].map((p) => [p.build.name, p]),
 );
 

@@ -12,6 +12,8 @@ import { rootfsEntries, rootfsListing } from './rootfs.ts';
 import { routerBootSession } from './routerboot.ts';
 import { mkcramfs } from './cramfs.ts';
 import { FLASH_ROOT_INITRAMFS, rootfsImagePath, xipPagesOf, type XipPolicy } from './flashroot.ts';
+import { buildFreestanding, hashToolchainAndBoard } from './program.ts';
+import { profiledPages, profilePath, readProfile } from './xipprofile.ts';
 
 /**
  * Two userspace profiles of the router config:
@@ -144,8 +146,20 @@ export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };
  * same way. 'router-xip' stores the executable pages of its programs
  * uncompressed and page-aligned, so they run in place from flash;
  * 'router-cramfs' compresses everything (what a root in flash costs
- * without user-space XIP: every page that runs is copied into RAM).
+ * without user-space XIP: every page that runs is copied into RAM);
+ * 'router-profiled' stores in place only the code pages an execution
+ * profile saw used (xipprofile.ts). Each also gets the guest tool
+ * /usr/sbin/resident and the CGIs of userspace/lwrt/flashroot/, which
+ * `xip profile` reads.
  */
+export function flashRootTools(repo: string): { resident: string; lds: string; overlay: string } {
+  return {
+    resident: join(repo, 'userspace', 'lwrt', 'tools', 'resident.c'),
+    lds: join(repo, 'userspace', 'init.lds'),
+    overlay: join(repo, 'userspace', 'lwrt', 'flashroot'),
+  };
+}
+
 function flashRouter(name: string, xip: XipPolicy, description: string): UserspaceBuild {
   return {
     name,
@@ -154,15 +168,25 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
     inputs(h, ctx) {
       routerBuild.inputs(h, ctx);
       h.value('xip-policy', xip);
+      const t = flashRootTools(ctx.repo);
+      hashToolchainAndBoard(h, ctx);
+      h.file('resident.c', t.resident);
+      h.file('init.lds', t.lds);
+      h.tree('userspace/lwrt/flashroot', t.overlay);
+      h.value('flashroot-listing', rootfsListing(rootfsEntries(t.overlay, { what: 'userspace/lwrt/flashroot' })));
+      if (xip === 'profile') h.file('xip-profile', profilePath(ctx));
     },
     async build(ctx, dir) {
       const bb = await ensureBusybox(ctx);
       const staged = join(dir, 'rootfs');
       stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
+      const t = flashRootTools(ctx.repo);
+      await buildFreestanding(ctx, { what: 'resident', sources: [t.resident], lds: t.lds }, join(staged, 'usr', 'sbin', 'resident'));
+      copyTree(t.overlay, staged);
       const fs = mkcramfs(rootfsEntries(staged, { what: 'router rootfs' }), {
         endian: ctx.board.endian,
         name: 'lwrt',
-        xipPages: xipPagesOf(xip),
+        xipPages: xip === 'profile' ? profiledPages(readProfile(profilePath(ctx)), profilePath(ctx)) : xipPagesOf(xip),
       });
       writeFileAtomic(rootfsImagePath(dir), fs.image);
       writeFileAtomic(join(dir, 'rootfs-files.json'), `${JSON.stringify(fs.files, null, 2)}\n`);
@@ -177,6 +201,11 @@ export const routerXipBuild = flashRouter(
   'router-xip',
   'text',
   'LWRT router with its root in flash (cramfs over MTD): programs execute in place from flash, the rest compressed',
+);
+export const routerProfiledBuild = flashRouter(
+  'router-profiled',
+  'profile',
+  'LWRT router with its root in flash (cramfs over MTD): only the code pages an execution profile saw used execute in place (xip profile)',
 );
 export const routerCramfsBuild = flashRouter(
   'router-cramfs',

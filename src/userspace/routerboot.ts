@@ -128,6 +128,8 @@ export interface RouterSessionOptions {
   checkStatus?: boolean;
   /** Before the power-off, GET /cgi-bin/pages (where busybox's pages are: flash or RAM) and keep it. */
   checkPages?: boolean;
+  /** Last before the power-off, GET /cgi-bin/resident (the page-cache pages of each program: xip profile) and keep it. */
+  checkResident?: boolean;
 }
 
 /** What the host side of a router boot saw and did; complete once its close() has resolved. */
@@ -139,6 +141,7 @@ export interface RouterSessionRecord {
   status?: HttpAnswer;
   page?: StatusPage;
   pages?: HttpAnswer;
+  resident?: HttpAnswer;
   poweroff?: HttpAnswer;
   /** The first thing that went wrong on the HTTP side. */
   error?: string;
@@ -183,6 +186,7 @@ export async function routerBootSession(board: Board, o: RouterSessionOptions = 
       if (record.status) record.page = parseStatusPage(record.status.body);
     }
     if (o.checkPages) record.pages = await request('GET', '/cgi-bin/pages');
+    if (o.checkResident) record.resident = await request('GET', '/cgi-bin/resident');
     record.poweroff = await request('POST', '/cgi-bin/poweroff');
   };
   return {
