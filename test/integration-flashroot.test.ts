@@ -66,7 +66,12 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   let samples: UserPcSample[];
   try {
     const extraArgs = ['-qmp', `unix:${sock},server=on,wait=off`];
-    [boot, samples] = await Promise.all([bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session, extraArgs }), sampleUserPcs(sock, { userTop: 0x80000000 })]);
+    // The boot is always awaited: a sampler that fails must not leave QEMU running unwatched.
+    const [b, s] = await Promise.allSettled([bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session, extraArgs }), sampleUserPcs(sock, { userTop: 0x80000000 })]);
+    if (b.status === 'rejected') throw b.reason;
+    if (s.status === 'rejected') throw new Error(`QMP sampling failed: ${(s.reason as Error).message}`);
+    boot = b.value;
+    samples = s.value;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -79,6 +84,8 @@ async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   assert.ok(boot.log, 'boot log');
   const log = readFileSync(boot.log, 'utf8');
   assert.match(log, /VFS: Mounted root \(cramfs filesystem\) readonly/, 'the root is the cramfs in flash');
+  // The command line is the passed tree's bootargs alone: one console, no mtdparts for a disabled chip.
+  assert.match(log, /Kernel command line: console=ttyS0,115200 root=mtd:rootfs rootfstype=cramfs ro init=\/init\s*$/m);
   const m = parseMemoryLine(boot.memoryLine ?? '');
   assert.ok(m && m.totalKiB === mem * 1024, boot.memoryLine);
   const pages = parsePages(r.pages!.body);
@@ -101,7 +108,7 @@ describe(`router with its root in flash (${toolchain})`, { timeout: 60 * 60 * 10
       const report = readImageReport(ctx);
       assert.ok(report?.rootfs && report.deviceTree, 'rootfs and device tree in the image report');
       const cfg = readFileSync(ctx.dotConfig, 'utf8');
-      for (const s of ['MTD_PHYSMAP_OF', 'MTD_ROM', 'CRAMFS', 'CRAMFS_MTD', 'MIPS_CMDLINE_DTB_EXTEND']) assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
+      for (const s of ['MTD_PHYSMAP_OF', 'MTD_ROM', 'CRAMFS', 'CRAMFS_MTD', 'MIPS_CMDLINE_FROM_DTB']) assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
       assert.doesNotMatch(cfg, /^CONFIG_MTD_CFI=y$/m, 'no CFI driver for the chip the kernel executes from');
       const kernel = report.partitions.find((p) => p.content === 'kernel')!;
       const root = report.partitions.find((p) => p.content === 'rootfs')!;

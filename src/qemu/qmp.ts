@@ -158,23 +158,43 @@ export function parseGpa(text: string): number | undefined {
  * goes away, `stop` is aborted or `max` user samples are taken. The proof
  * that programs run in place from flash, seen from outside the guest.
  */
-export async function sampleUserPcs(socketPath: string, o: { userTop: number; max?: number; stop?: AbortSignal }): Promise<UserPcSample[]> {
+export async function sampleUserPcs(socketPath: string, o: { userTop: number; max?: number; stop?: AbortSignal; gapMs?: number }): Promise<UserPcSample[]> {
   const max = o.max ?? 10_000;
   const q = await QmpClient.connect(socketPath);
   const out: UserPcSample[] = [];
+  let stopped = false;
   try {
     while (!q.isClosed && out.length < max && !o.stop?.aborted) {
       try {
         await q.execute('stop');
+        stopped = true;
         const pc = parsePc(await q.hmp('info registers'));
         if (pc !== undefined && pc < o.userTop) out.push({ pc, phys: parseGpa(await q.hmp(`gva2gpa 0x${pc.toString(16)}`)) });
         await q.execute('cont');
+        stopped = false;
       } catch {
-        break; // QEMU quit (power-off) while we asked
+        break; // QEMU quit (power-off) while we asked, or did not answer
       }
+      // Let the guest run between samples.
+      await new Promise((r) => setTimeout(r, o.gapMs ?? 2));
     }
   } finally {
     q.close();
+    // Never leave the guest stopped: a channel that failed cannot send cont, a new connection can.
+    if (stopped) await resume(socketPath);
   }
   return out;
+}
+
+/** Send cont on a fresh QMP connection; nothing if QEMU is gone. */
+async function resume(socketPath: string): Promise<void> {
+  let q: QmpClient | undefined;
+  try {
+    q = await QmpClient.connect(socketPath, 2000);
+    await q.execute('cont');
+  } catch {
+    // QEMU has ended: nothing to resume.
+  } finally {
+    q?.close();
+  }
 }
