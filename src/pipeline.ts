@@ -23,7 +23,7 @@ import type { Board } from './boards/board.ts';
 import { kernelCmdline, ubootKernelAddress } from './boards/flashmap.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
-import { bootExpectation, getProfile, profileNames, type BootSession } from './userspace/profiles.ts';
+import { bootExpectation, checkFlashRootLoader, getProfile, profileNames, type BootSession } from './userspace/profiles.ts';
 import { listedFiles, writeInitramfsList } from './userspace/initramfs.ts';
 import { FLASH_ROOT_KCONFIG, rootfsImagePath } from './userspace/flashroot.ts';
 
@@ -248,6 +248,7 @@ export interface BuildResult {
 export async function build(ctx: BuildContext, o: BuildOptions = {}): Promise<BuildResult> {
   // A missing defconfig is refused before any work (not after unpacking the source).
   defconfigPath(ctx);
+  checkFlashRootLoader(ctx);
   const cache = hashCache(ctx);
   const source = await sourceStage(ctx, o, cache);
   await userspaceStage(ctx, o, cache);

@@ -44,6 +44,11 @@ function rootCells(root: FdtNode, name: '#address-cells' | '#size-cells'): numbe
   return n;
 }
 
+/** `reg` of a node under the root as (address, size) pairs, read with the root's cell counts; undefined when it has none or a malformed one. */
+export function regOf(root: FdtNode, n: FdtNode): Array<[number, number]> | undefined {
+  return rootReg(n, rootCells(root, '#address-cells'), rootCells(root, '#size-cells'));
+}
+
 /** `reg` of a node under the root as (address, size) pairs, or undefined. */
 function rootReg(n: FdtNode, ac: number, sc: number): Array<[number, number]> | undefined {
   const v = getU32s(n, 'reg');

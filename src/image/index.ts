@@ -5,15 +5,14 @@ import { kernelPartition, withRootfsPartition } from '../boards/flashmap.ts';
 import { xipDeviceTree } from '../boards/xipdtb.ts';
 import { userspacePaths } from '../context.ts';
 import { FLASH_ROOT_CMDLINE, ROOTFS_PARTITION, rootfsImagePath } from '../userspace/flashroot.ts';
-import { getProfile } from '../userspace/profiles.ts';
+import { checkFlashRootLoader, getProfile } from '../userspace/profiles.ts';
 import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { sha256, writeFileAtomic } from '../fsutil.ts';
 import { hex } from '../text.ts';
 import { assembleFlash, checkFits, checkXipImage, describeLayout, placeSegments, type Layout, type PartitionContent } from './layout.ts';
-import { buildShim, shimSources } from './shim.ts';
-import { SHIM_DTB_OFFSET } from '../verify/rules.ts';
+import { buildShim, SHIM_DTB_OFFSET, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
@@ -73,20 +72,10 @@ export function uImageName(ctx: BuildContext): string {
 }
 
 /**
- * Build the flash image of an XIP kernel, partition by partition of the
- * board's flash map: the loader (the boot shim, U-Boot built from Debian's
- * source with its saved environment, or Debian's stock U-Boot binary),
- * the kernel's xipImage at XIP_PHYS_ADDR (behind a legacy uImage header
- * for U-Boot's bootm), checked byte for byte against vmlinux's load
- * segments (or, with deflated data, against what its data inflates to),
- * erased flash elsewhere, pre-swapped for the board's loader. Written
- * atomically.
- */
-/**
  * The device tree the shim passes when the root is in flash: the one the
- * kernel build made for the board, with the command line (the map as
- * mtdparts, and the root), the chip the kernel executes from disabled, and
- * the root's partition as an mtd-rom map.
+ * kernel build made for the board, with the command line (the board's and
+ * the root's), the chip the kernel executes from disabled, and the root's
+ * partition as an mtd-rom map.
  */
 function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; bootargs: string } {
   const dt = board.deviceTree;
@@ -94,12 +83,17 @@ function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; 
   const base = join(ctx.kbuildDir, dt.dtb);
   if (!existsSync(base)) throw badInput(`${base} is missing: the kernel build made no device tree for ${board.name}; run make kernel`);
   const root = partitionOf(board.partitions, 'rootfs')!;
-  const bootargs = `${kernelCmdline(board)} ${FLASH_ROOT_CMDLINE}`;
+  // The chip's CFI node is disabled and the root has its own map: no mtdparts= (MTD_CMDLINE_PARTS is off too).
+  const bootargs = `${board.cmdline} ${FLASH_ROOT_CMDLINE}`;
   // physmap maps a power-of-two window (it rounds a region's size down to one): the map starts at the root and
   // spans the next power of two; what follows the root in it is free flash, read-only.
   const window = 2 ** Math.ceil(Math.log2(root.size));
   if (root.offset + window > board.flashSize) {
     throw badInput(`the root's read-only map must be a power of two (physmap): ${window} bytes from ${hex(root.offset, 6)} pass the end of the ${board.flashSize}-byte chip; place the rootfs partition lower or make the root smaller`);
+  }
+  const over = board.partitions.find((p) => p.content !== 'rootfs' && p.content !== 'free' && p.offset < root.offset + window && p.offset + p.size > root.offset);
+  if (over) {
+    throw badInput(`the root's read-only map (${window} bytes from ${hex(root.offset, 6)}, a power of two for physmap) covers partition '${over.name}': leave free flash after the rootfs partition up to that size`);
   }
   const blob = xipDeviceTree(new Uint8Array(readFileSync(base)), {
     bootargs,
@@ -109,6 +103,16 @@ function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; 
   return { blob, bootargs };
 }
 
+/**
+ * Build the flash image of an XIP kernel, partition by partition of the
+ * board's flash map: the loader (the boot shim, U-Boot built from Debian's
+ * source with its saved environment, or Debian's stock U-Boot binary),
+ * the kernel's xipImage at XIP_PHYS_ADDR (behind a legacy uImage header
+ * for U-Boot's bootm), checked byte for byte against vmlinux's load
+ * segments (or, with deflated data, against what its data inflates to),
+ * erased flash elsewhere, pre-swapped for the board's loader. Written
+ * atomically.
+ */
 export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (ctx.variant !== 'xip') {
     throw badInput(`the ${ctx.variant} variant has no flash image: it boots with -kernel (use --variant xip)`);
@@ -129,10 +133,10 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   const flashRoot = getProfile(ctx.userspace).flashRootfs;
   let rootfsBytes: Uint8Array | undefined;
   if (flashRoot) {
-    if (board.loader !== 'shim') {
-      throw badInput(`userspace '${ctx.userspace}' keeps its root in flash, which the kernel finds in the device tree the boot shim passes: use LOADER=shim (U-Boot would have to pass it with bootm; not done yet)`);
-    }
-    rootfsBytes = new Uint8Array(readFileSync(rootfsImagePath(userspacePaths(ctx).dir)));
+    checkFlashRootLoader(ctx);
+    const fsPath = rootfsImagePath(userspacePaths(ctx).dir);
+    if (!existsSync(fsPath)) throw badInput(`${fsPath} is missing: build the userspace first (xip --userspace ${ctx.userspace} build)`);
+    rootfsBytes = new Uint8Array(readFileSync(fsPath));
     board = { ...board, partitions: withRootfsPartition(board, kernel.bytes.length, rootfsBytes.length) };
   }
   const loaderPart = partitionOf(board.partitions, 'loader')!;
@@ -150,6 +154,9 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
       const dt = rootfsDeviceTree(ctx, board);
       // The tree follows the shim, 8-byte aligned; the shim's word at 0x24 points at it (KSEG0).
       const at = Math.ceil(shim.bytes.length / 8) * 8;
+      if (at + dt.blob.length > loaderPart.size) {
+        throw badInput(`the boot shim (${shim.bytes.length} bytes) and the device tree it passes (${dt.blob.length} bytes) do not fit partition '${loaderPart.name}' (${loaderPart.size} bytes): give the loader a larger partition (FLASH_MAP)`);
+      }
       loaderBytes = new Uint8Array(at + dt.blob.length);
       loaderBytes.set(shim.bytes);
       loaderBytes.set(dt.blob, at);

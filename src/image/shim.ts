@@ -11,6 +11,9 @@ export function shimSources(repo: string): string[] {
   return [join(repo, 'firmware', 'shim', 'shim.S'), join(repo, 'firmware', 'shim', 'shim.ld')];
 }
 
+/** Offset of the shim's device tree pointer (firmware/shim/shim.S): 0, or the tree it passes (UHI boot protocol). */
+export const SHIM_DTB_OFFSET = 0x24;
+
 export interface ShimBuild {
   elf: string;
   bin: string;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { PF, PT, parseElf } from '../elf/elf32.ts';
+import { PAGE } from './cramfs.ts';
 import type { InitramfsEntry } from './initramfs.ts';
 
 /**
@@ -44,7 +45,8 @@ export const FLASH_ROOT_KCONFIG = [
   'CONFIG_MISC_FILESYSTEMS=y',
   'CONFIG_CRAMFS=y',
   'CONFIG_CRAMFS_MTD=y',
-  'CONFIG_MIPS_CMDLINE_DTB_EXTEND=y',
+  // The command line is the tree's bootargs alone (UHI passes no argv; Malta would append a console= of its own).
+  'CONFIG_MIPS_CMDLINE_FROM_DTB=y',
   // /proc/PID/pagemap: the router's /cgi-bin/pages shows where program pages are (flash or RAM).
   'CONFIG_PROC_PAGE_MONITOR=y',
   '',
@@ -66,7 +68,6 @@ export function rootfsImagePath(userspaceDir: string): string {
   return join(userspaceDir, 'rootfs.cramfs');
 }
 
-const PAGE = 4096;
 
 /**
  * The pages of an ELF program that hold its executable load segments

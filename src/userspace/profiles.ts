@@ -1,3 +1,4 @@
+import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { initBoot, initBuild } from './init.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
@@ -48,4 +49,11 @@ export function bootExpectation(name: string): BootExpectation {
 export function getProfile(name: string): UserspaceProfile {
   const p = entry(name);
   return { ...p.build, ...p.boot };
+}
+
+/** A root in flash is found through the device tree the boot shim passes: refused with another loader, before any work. */
+export function checkFlashRootLoader(ctx: BuildContext): void {
+  if (getProfile(ctx.userspace).flashRootfs && ctx.board.loader !== 'shim') {
+    throw badInput(`userspace '${ctx.userspace}' keeps its root in flash, which the kernel finds in the device tree the boot shim passes: use LOADER=shim (U-Boot would have to pass it with bootm; not done yet)`);
+  }
 }

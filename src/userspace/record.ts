@@ -29,7 +29,7 @@ export async function recordProfile(ctx: BuildContext, memMiB: number): Promise<
   for (const [path, f] of parseResident(answer.body)) {
     files[path] = { sha256: sha256(readFileSync(join(staged, path))), size: f.size, pages: f.pages };
   }
-  if (Object.keys(files).length === 0) throw new XipError(`xip profile: /cgi-bin/resident listed no program:\n${answer.body.slice(0, 500)}`, { exitCode: EXIT.failed });
+  if (Object.keys(files).length === 0) throw new XipError(`xip profile: /cgi-bin/resident listed no program (it answered ${JSON.stringify(answer.body.slice(0, 120))}); log ${boot.log ?? ctx.bootLog}`, { exitCode: EXIT.failed });
   const profile: XipProfile = { board: ctx.board.name, workload: PROFILE_WORKLOAD, recorded: new Date().toISOString(), files };
   const path = profilePath(ctx);
   writeProfile(path, profile);

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { BuildContext } from '../context.ts';
-import { badInput } from '../errors.ts';
+import { badInput, EXIT, XipError } from '../errors.ts';
 import { parseJsonText, sha256, writeFileAtomic } from '../fsutil.ts';
 import { textPages } from './flashroot.ts';
 
@@ -46,7 +46,7 @@ export function parseRanges(text: string): number[] {
   const out: number[] = [];
   for (const part of text.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`bad page range '${part}'`);
+    if (!m) throw new XipError(`resident output: bad page range '${part}' in '${text}'; record the profile again (xip profile)`, { exitCode: EXIT.failed });
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
     for (let p = a; p <= b; p++) out.push(p);

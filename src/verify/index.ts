@@ -8,7 +8,7 @@
  * stock variant has none, and that makes the image rules (4, 5) fail.
  */
 import { readImageReport } from '../image/stage.ts';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
@@ -134,8 +134,10 @@ export interface VerifyCommandOptions {
  * bad input throws a badInput XipError (exit code 2).
  */
 export function verifyCommand(ctx: BuildContext, opts: VerifyCommandOptions = {}): number {
-  // A root filesystem in flash splits the kernel partition when the image is built: its report has the map as written.
-  const built = opts.image === undefined ? readImageReport(ctx) : undefined;
+  // A root filesystem in flash splits the kernel partition when the image is built: the build's report has the map
+  // as written. It describes the given image when that is the build's own (or a copy of it, e.g. build/out/).
+  const sameAsBuilt = opts.image === undefined || (existsSync(opts.image) && existsSync(ctx.imagePath) && readFileSync(opts.image).equals(readFileSync(ctx.imagePath)));
+  const built = sameAsBuilt ? readImageReport(ctx) : undefined;
   const report = verify({
     board: built ? { ...ctx.board, partitions: built.partitions } : ctx.board,
     vmlinux: opts.vmlinux ?? ctx.vmlinux,

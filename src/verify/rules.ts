@@ -14,7 +14,10 @@ import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
 import { kernelPartition, ubootKernelAddress } from '../boards/flashmap.ts';
 import { IH, parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
-import { findNode, getString, getStrings, getU32s, parseFdt } from '../boards/fdt.ts';
+import { findNode, getString, getStrings, parseFdt } from '../boards/fdt.ts';
+import { regOf } from '../boards/xipdtb.ts';
+import { readCramfs } from '../userspace/cramfs.ts';
+import { SHIM_DTB_OFFSET } from '../image/shim.ts';
 import { hex } from '../text.ts';
 
 /**
@@ -94,43 +97,52 @@ export const TEXT_PATCHING_OPTIONS = [
 export const SHIM_MAGIC = 0x53504958;
 export const SHIM_MAGIC_OFFSET = 0x18;
 export const SHIM_TARGET_OFFSET = 0x20;
-/** The shim's device tree pointer (0: none; the UHI boot protocol otherwise). */
-export const SHIM_DTB_OFFSET = 0x24;
-/** cramfs superblock magic. */
-const CRAMFS_MAGIC = 0x28cd3d45;
 
 /**
  * The device tree the shim passes (a root filesystem in flash): it must lie
- * in the loader partition and parse, and every mtd-rom map it describes
- * must stay off the kernel's partition (the kernel claims that range) and,
- * for the root, start with a cramfs superblock.
+ * in the loader partition, 8-byte aligned, and parse; every mtd-rom map it
+ * describes must stay off the kernel's flash, from its start to the end of
+ * what it stores (the kernel claims that range), and hold a cramfs that
+ * reads back whole.
  */
-function checkShimDeviceTree(img: Uint8Array, address: number, board: Board): { problems: string[]; text: string } {
+function checkShimDeviceTree(img: Uint8Array, address: number, board: Board, kernelEnd: number): { problems: string[]; text: string } {
   const loader = board.partitions.find((p) => p.content === 'loader')!;
-  const off = address - kseg0(board.flashPhys);
-  if (off < loader.offset || off + 40 > loader.offset + loader.size) {
-    return { problems: [`the shim's device tree pointer ${hex(address)} is outside the loader partition '${loader.name}'`], text: '' };
+  // The shim may pass a KSEG0 or a KSEG1 address of the flash.
+  const phys = (address & 0x1fffffff) >>> 0;
+  const off = phys - board.flashPhys;
+  const seg = address >>> 29;
+  if ((seg !== 4 && seg !== 5) || off < loader.offset || off + 40 > loader.offset + loader.size) {
+    return { problems: [`the shim's device tree pointer ${hex(address)} is not a KSEG0/KSEG1 address in the loader partition '${loader.name}'`], text: '' };
   }
+  // libfdt refuses a tree that is not 8-byte aligned, and the kernel would take its built-in one instead.
+  if (address % 8 !== 0) return { problems: [`the shim's device tree at ${hex(address)} is not 8-byte aligned: the kernel would ignore it`], text: '' };
   const problems: string[] = [];
-  let fdt;
+  const roms: string[] = [];
   try {
-    fdt = parseFdt(img.subarray(off, loader.offset + loader.size), `device tree at ${hex(address)}`);
+    const fdt = parseFdt(img.subarray(off, loader.offset + loader.size), `device tree at ${hex(address)}`);
+    const chosen = findNode(fdt.root, '/chosen');
+    if (!(chosen && getString(chosen, 'bootargs'))) problems.push(`device tree at ${hex(address)} has no /chosen/bootargs: the kernel would boot without a command line`);
+    for (const n of fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('mtd-rom'))) {
+      roms.push(n.name);
+      const reg = regOf(fdt.root, n);
+      if (!reg || reg.length !== 1) {
+        problems.push(`device tree node ${n.name}: reg is not one (address, size) pair`);
+        continue;
+      }
+      const [start, size] = reg[0]!;
+      // The kernel claims its flash from its start to the end of what it stored: a map over it would not bind.
+      if (start < kernelEnd && start + size > board.xipPhys) problems.push(`device tree node ${n.name} maps ${hex(start)}+${hex(size)}, over the kernel's flash (${hex(board.xipPhys)}..${hex(kernelEnd)}): the kernel claims it`);
+      const at = start - board.flashPhys;
+      try {
+        readCramfs(img.subarray(at, Math.min(img.length, at + size)));
+      } catch (e) {
+        problems.push(`device tree node ${n.name}: no valid cramfs at ${hex(start)}: ${(e as Error).message}`);
+      }
+    }
   } catch (e) {
-    return { problems: [(e as Error).message], text: '' };
+    problems.push((e as Error).message);
   }
-  const bootargs = findNode(fdt.root, '/chosen') ? getString(findNode(fdt.root, '/chosen')!, 'bootargs') : undefined;
-  if (!bootargs) problems.push(`device tree at ${hex(address)} has no /chosen/bootargs: the kernel would boot without a command line`);
-  const kernel = kernelPartition(board);
-  const roms = fdt.root.children.filter((n) => getStrings(n, 'compatible')?.includes('mtd-rom'));
-  for (const n of roms) {
-    const [start, size] = getU32s(n, 'reg') ?? [0, 0];
-    const kStart = board.flashPhys + kernel.offset;
-    if (start! < kStart + kernel.size && start! + size! > kStart) problems.push(`device tree node ${n.name} maps ${hex(start!)}+${hex(size!)}, over the kernel's partition: the kernel claims that flash`);
-    const at = start! - board.flashPhys;
-    const magic = at >= 0 && at + 4 <= img.length ? new DataView(img.buffer, img.byteOffset).getUint32(at, board.endian === 'little') : 0;
-    if (magic !== CRAMFS_MAGIC) problems.push(`device tree node ${n.name}: no cramfs superblock at ${hex(start!)} (magic ${hex(magic)})`);
-  }
-  return { problems, text: `device tree at ${hex(address)} (${roms.map((n) => n.name).join(', ') || 'no mtd-rom map'})` };
+  return { problems, text: `device tree at ${hex(address)} (${roms.join(', ') || 'no mtd-rom map'})` };
 }
 
 function flagsText(f: number): string {
@@ -322,19 +334,16 @@ export function rule4(inp: RuleInputs): RuleResult {
   const segs = loads(inp.elf);
   // Flash-resident parts: what executes from flash and what is loaded from it.
   let flashTextEnd = 0;
-  let flashLoadEnd = 0;
   for (const s of segs) {
     if (r.inFlash(s.vaddr)) {
       flashTextEnd = Math.max(flashTextEnd, s.vaddr + s.memsz);
       if (s.vaddr + s.memsz > KSEG1) problems.push(`LOAD #${s.index} runs to ${hex(s.vaddr + s.memsz)}, past the ${hex(KSEG1)} segment boundary`);
     }
-    if (s.filesz > 0 && r.inFlash(s.paddr)) {
-      // Deflated data ends where its gzip member ends (read from the image when there is one; rule 5 checks the member).
-      const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
-      flashLoadEnd = Math.max(flashLoadEnd, deflatedData ? s.paddr + deflatedBytes(inp, s.paddr - r.flashBase) : s.paddr + s.filesz);
-      if (s.paddr - r.flashBase < front) problems.push(`LOAD #${s.index} at ${hex(s.paddr)} lies in front of the kernel's address ${hex(kseg0(b.xipPhys))} (${b.loader} flash map)`);
+    if (s.filesz > 0 && r.inFlash(s.paddr) && s.paddr - r.flashBase < front) {
+      problems.push(`LOAD #${s.index} at ${hex(s.paddr)} lies in front of the kernel's address ${hex(kseg0(b.xipPhys))} (${b.loader} flash map)`);
     }
   }
+  const flashLoadEnd = flashLoadEndOf(inp);
   const exiprom = inp.elf.findSymbol('_exiprom')?.value;
   if (exiprom !== undefined && exiprom >= r.flashBase && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
   const needed = flashLoadEnd > 0 ? flashLoadEnd - r.flashBase : 0;
@@ -359,6 +368,22 @@ export function rule4(inp: RuleInputs): RuleResult {
     };
   }
   return { id: 4, title, ok: false, summary: problems[0]! + (problems.length > 1 ? ` (+${problems.length - 1} more)` : ''), details: problems, data };
+}
+
+/**
+ * The KSEG0 end of what the kernel stores in flash (0: nothing): its
+ * segments' bytes, and deflated data to the end of its gzip member (read
+ * from the image when there is one; rule 5 checks the member).
+ */
+function flashLoadEndOf(inp: RuleInputs): number {
+  const r = boardRanges(inp.board);
+  let end = 0;
+  for (const s of loads(inp.elf)) {
+    if (s.filesz === 0 || !r.inFlash(s.paddr)) continue;
+    const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
+    end = Math.max(end, deflatedData ? s.paddr + deflatedBytes(inp, s.paddr - r.flashBase) : s.paddr + s.filesz);
+  }
+  return end;
 }
 
 /** Bytes of the gzip member at image offset `off` (0 when there is no image or no member there). */
@@ -495,7 +520,7 @@ export function rule5(inp: RuleInputs): RuleResult {
     loaderText = `shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`;
     const dtb = dv.getUint32(SHIM_DTB_OFFSET, little);
     if (dtb !== 0) {
-      const dt = checkShimDeviceTree(img, dtb, inp.board);
+      const dt = checkShimDeviceTree(img, dtb, inp.board, inp.board.flashPhys + (flashLoadEndOf(inp) - boardRanges(inp.board).flashBase));
       problems.push(...dt.problems);
       loaderText += `; ${dt.text}`;
     }
