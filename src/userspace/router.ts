@@ -152,9 +152,11 @@ export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };
  * /usr/sbin/resident and the CGIs of userspace/lwrt/flashroot/, which
  * `xip profile` reads.
  */
-export function flashRootTools(repo: string): { resident: string; lds: string; overlay: string } {
+export function flashRootTools(repo: string): { resident: string; header: string; lds: string; overlay: string } {
   return {
     resident: join(repo, 'userspace', 'lwrt', 'tools', 'resident.c'),
+    // The system calls and output helpers it shares with the stress programs.
+    header: join(repo, 'userspace', 'stress', 'sys.h'),
     lds: join(repo, 'userspace', 'init.lds'),
     overlay: join(repo, 'userspace', 'lwrt', 'flashroot'),
   };
@@ -171,6 +173,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       const t = flashRootTools(ctx.repo);
       hashToolchainAndBoard(h, ctx);
       h.file('resident.c', t.resident);
+      h.file('sys.h', t.header);
       h.file('init.lds', t.lds);
       h.tree('userspace/lwrt/flashroot', t.overlay);
       h.value('flashroot-listing', rootfsListing(rootfsEntries(t.overlay, { what: 'userspace/lwrt/flashroot' })));
