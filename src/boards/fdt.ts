@@ -32,7 +32,9 @@ const VERSION = 17;
 const LAST_COMP_VERSION = 16;
 
 const align4 = (n: number) => (n + 3) & ~3;
-const h = (n: number) => `0x${n.toString(16)}`;
+/** Hex of a device tree number (cells may make it wider than 32 bits, which text.ts' hex() truncates). */
+export const hexWide = (n: number) => `0x${n.toString(16)}`;
+const h = hexWide;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The text of a NUL-terminated string at `start`, which must end before `limit`, and where its NUL is. */

@@ -10,7 +10,7 @@
  */
 
 import { badInput } from '../errors.ts';
-import { findNode, getU32s, parseFdt, propString, propStrings, propU32, serializeFdt, type FdtNode } from './fdt.ts';
+import { findNode, getU32s, parseFdt, propString, propStrings, propU32, serializeFdt, type FdtNode, hexWide } from './fdt.ts';
 
 export interface XipDeviceTreeOptions {
   /** The kernel command line (/chosen/bootargs). */
@@ -21,7 +21,7 @@ export interface XipDeviceTreeOptions {
   rom: { name: string; offset: number; size: number; partitions: Array<{ label: string; offset: number; size: number }> };
 }
 
-const h = (n: number) => `0x${n.toString(16)}`;
+const h = hexWide;
 /** Node names as the devicetree specification allows them (2.2.1): 1 to 31 of these characters. */
 const NODE_NAME = /^[A-Za-z0-9,._+-]{1,31}$/;
 

@@ -1,12 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kseg0, partitionOf, type Partition } from '../boards/board.ts';
-import { kernelPartition, withRootfsPartition } from '../boards/flashmap.ts';
+import { kseg0, partitionOf, type Board, type Partition } from '../boards/board.ts';
+import { kernelCmdline, kernelPartition, ubootKernelAddress, withRootfsPartition } from '../boards/flashmap.ts';
 import { xipDeviceTree } from '../boards/xipdtb.ts';
-import { userspacePaths } from '../context.ts';
+import { userspacePaths, type BuildContext } from '../context.ts';
 import { FLASH_ROOT_CMDLINE, ROOTFS_PARTITION, rootfsImagePath } from '../userspace/flashroot.ts';
 import { checkFlashRootLoader, getProfile } from '../userspace/profiles.ts';
-import type { BuildContext } from '../context.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { sha256, writeFileAtomic } from '../fsutil.ts';
@@ -16,8 +15,6 @@ import { buildShim, SHIM_DTB_OFFSET, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
-import { kernelCmdline, ubootKernelAddress } from '../boards/flashmap.ts';
-import type { Board } from '../boards/board.ts';
 
 export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };

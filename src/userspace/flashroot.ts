@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { PF, PT, parseElf } from '../elf/elf32.ts';
 import { PAGE } from './cramfs.ts';
 import type { InitramfsEntry } from './initramfs.ts';
+import { DEV_NODES } from './rootfs.ts';
 
 /**
  * A root filesystem that stays in flash: cramfs in its own partition of the
@@ -59,7 +60,7 @@ export const FLASH_ROOT_KCONFIG = [
  */
 export const FLASH_ROOT_INITRAMFS: readonly InitramfsEntry[] = [
   { type: 'dir', name: '/dev', mode: 0o755, uid: 0, gid: 0 },
-  { type: 'nod', name: '/dev/console', mode: 0o600, uid: 0, gid: 0, devType: 'c', major: 5, minor: 1 },
+  DEV_NODES.find((n) => n.name === '/dev/console')!,
   { type: 'dir', name: '/root', mode: 0o700, uid: 0, gid: 0 },
 ];
 

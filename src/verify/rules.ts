@@ -375,22 +375,22 @@ export function rule4(inp: RuleInputs): RuleResult {
  * segments' bytes, and deflated data to the end of its gzip member (read
  * from the image when there is one; rule 5 checks the member).
  */
-function flashLoadEndOf(inp: RuleInputs): number {
+function flashLoadEndOf(inp: RuleInputs, unswapped?: Uint8Array): number {
   const r = boardRanges(inp.board);
   let end = 0;
   for (const s of loads(inp.elf)) {
     if (s.filesz === 0 || !r.inFlash(s.paddr)) continue;
     const deflatedData = dataDeflated(inp.config) && (s.flags & PF.W) !== 0;
-    end = Math.max(end, deflatedData ? s.paddr + deflatedBytes(inp, s.paddr - r.flashBase) : s.paddr + s.filesz);
+    end = Math.max(end, deflatedData ? s.paddr + deflatedBytes(inp, s.paddr - r.flashBase, unswapped) : s.paddr + s.filesz);
   }
   return end;
 }
 
-/** Bytes of the gzip member at image offset `off` (0 when there is no image or no member there). */
-function deflatedBytes(inp: RuleInputs, off: number): number {
+/** Bytes of the gzip member at image offset `off` (0 when there is no image or no member there); `unswapped`: the image already unswapped. */
+function deflatedBytes(inp: RuleInputs, off: number, unswapped?: Uint8Array): number {
   if (!inp.image || off >= inp.image.length) return 0;
   try {
-    return inflateMemberAt(unswap(inp.image, inp.board.loaderSwapBytes).subarray(off)).end;
+    return inflateMemberAt((unswapped ?? unswap(inp.image, inp.board.loaderSwapBytes)).subarray(off)).end;
   } catch {
     return 0;
   }
@@ -520,7 +520,7 @@ export function rule5(inp: RuleInputs): RuleResult {
     loaderText = `shim magic ok, jumps to kernel_entry ${hex(entry ?? 0)}`;
     const dtb = dv.getUint32(SHIM_DTB_OFFSET, little);
     if (dtb !== 0) {
-      const dt = checkShimDeviceTree(img, dtb, inp.board, inp.board.flashPhys + (flashLoadEndOf(inp) - boardRanges(inp.board).flashBase));
+      const dt = checkShimDeviceTree(img, dtb, inp.board, inp.board.flashPhys + (flashLoadEndOf(inp, img) - boardRanges(inp.board).flashBase));
       problems.push(...dt.problems);
       loaderText += `; ${dt.text}`;
     }
