@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EXIT, XipError } from './errors.ts';
@@ -52,7 +52,18 @@ export interface RunResult {
 const KILL_GRACE_MS = 3000;
 
 /** Processes started and not yet reaped: killed if the toolkit is interrupted. */
-const live = new Set<import('node:child_process').ChildProcess>();
+const live = new Set<ChildProcess>();
+
+/**
+ * Count a child started without run() (a browser that needs extra pipes)
+ * among the live ones, so that an interrupted toolkit kills it too. Spawn
+ * it with `detached: true`: it is killed as a process group.
+ */
+export function trackChild(child: ChildProcess): void {
+  if (child.pid === undefined) return; // never started: nothing to kill, and no 'exit' would remove it
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
 
 export function killAllChildren(): void {
   for (const child of live) {
