@@ -22,10 +22,12 @@ export function buildProgram(onExit: (code: number) => void = () => {}): Command
     .configureHelp({ sortSubcommands: false, helpWidth: 100 })
     .exitOverride();
   for (const c of COMMANDS) {
-    c.define(program).action(async (options: object) => {
+    // commander passes a command's positional arguments first, then its options and itself.
+    c.define(program).action(async (...args: unknown[]) => {
       const g = globalsOf(program);
       setVerbose(Boolean(g.verbose));
-      onExit(await c.handler(g, options));
+      const positional = args.slice(0, -2).map((a) => (typeof a === 'string' ? a : undefined));
+      onExit(await c.handler(g, args.at(-2) as object, ...positional));
     });
   }
   return program;

@@ -34,7 +34,8 @@ export interface GlobalOptions {
  */
 export interface CommandModule<O extends object = object> {
   define(program: Command): Command;
-  handler(globals: GlobalOptions, options: O): Promise<number>;
+  /** `args`: the command's positional arguments, if it defines any (undefined when left out). */
+  handler(globals: GlobalOptions, options: O, ...args: (string | undefined)[]): Promise<number>;
 }
 
 /**
@@ -140,11 +141,11 @@ export function parseSeconds(v: string): number {
   return n;
 }
 
-/** A parser of a whole number, 1 or more; `hint` says what to give. */
-export function wholeNumber(flag: string, hint: string): (v: string) => number {
+/** A parser of a whole number, `least` (default 1) or more; `hint` says what to give. */
+export function wholeNumber(flag: string, hint: string, least = 1): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw badInput(`${flag} '${v}': ${hint}`);
+    if (!Number.isInteger(n) || n < least) throw badInput(`${flag} '${v}': ${hint}`);
     return n;
   };
 }

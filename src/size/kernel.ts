@@ -1,0 +1,243 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { type ElfFile, parseElf, PT, SHF, SHN, STB, STT, type Sym } from '../elf/elf32.ts';
+import { badInput } from '../errors.ts';
+import { readArchive } from './archive.ts';
+import type { SizeNode } from './types.ts';
+
+/**
+ * Which object file of the build each vmlinux symbol came from. The kernel
+ * is linked from thin archives (vmlinux.a, then lib/lib.a and friends), so
+ * the object files are all still in the build directory: their symbol
+ * tables name what each defines. A name defined once is settled at once;
+ * a static name defined in several files (there are many `init`s) is
+ * settled by the STT_FILE symbol the linker keeps in front of each file's
+ * locals, then by size, then by its neighbour in the image.
+ */
+export interface ObjectIndex {
+  /** name → the objects that define it (path relative to the build directory), with the size there. */
+  defs: Map<string, { obj: string; size: number; local: boolean }[]>;
+  objects: number;
+}
+
+/** The archives the final link reads, in link order (see the kernel's scripts/link-vmlinux.sh and .vmlinux.o.cmd). */
+function linkedArchives(kbuild: string): string[] {
+  const cmd = join(kbuild, '.vmlinux.o.cmd');
+  const found = existsSync(cmd) ? [...readFileSync(cmd, 'utf8').matchAll(/(\S+\.a)\b/g)].map((m) => m[1]!) : ['vmlinux.a'];
+  return [...new Set(found)].map((a) => join(kbuild, a)).filter((a) => existsSync(a));
+}
+
+function objectFiles(kbuild: string): { path: string; data?: Uint8Array }[] {
+  const out: { path: string; data?: Uint8Array }[] = [];
+  const walk = (archive: string, depth: number) => {
+    for (const m of readArchive(archive)) {
+      if (m.data === undefined && m.path.endsWith('.a') && depth < 4) walk(m.path, depth + 1);
+      else out.push(m);
+    }
+  };
+  for (const a of linkedArchives(kbuild)) walk(a, 0);
+  // Objects the last link step adds outside the archives.
+  for (const extra of ['init/version-timestamp.o', '.vmlinux.export.o', '.tmp_vmlinux2.kallsyms.o', '.tmp_vmlinux.kallsyms2.o']) {
+    if (existsSync(join(kbuild, extra))) out.push({ path: join(kbuild, extra) });
+  }
+  return out;
+}
+
+export function indexObjects(kbuild: string): ObjectIndex {
+  if (!existsSync(join(kbuild, 'vmlinux.a'))) throw badInput(`${kbuild}: no vmlinux.a, so no object files to attribute symbols to; build the kernel first (xip build)`);
+  const defs: ObjectIndex['defs'] = new Map();
+  let objects = 0;
+  for (const m of objectFiles(kbuild)) {
+    let elf: ElfFile;
+    try {
+      elf = parseElf(m.data ?? readFileSync(m.path), m.path);
+    } catch {
+      continue; // not an object file (e.g. an empty member)
+    }
+    objects++;
+    const obj = m.data === undefined ? relative(kbuild, m.path) : m.path;
+    for (const s of elf.symbols) {
+      if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
+      if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
+      const list = defs.get(s.name);
+      const def = { obj, size: s.size, local: s.bind === STB.LOCAL };
+      if (list) list.push(def);
+      else defs.set(s.name, [def]);
+    }
+  }
+  return { defs, objects };
+}
+
+/** A vmlinux symbol placed in an address space (physical flash, or RAM virtual) with its object. */
+export interface PlacedSymbol {
+  name: string;
+  addr: number;
+  size: number;
+  obj: string;
+  /** Sizeless (an assembler label): it covers up to the next symbol. */
+  label: boolean;
+}
+
+const stem = (p: string) => basename(p).replace(/\.[^.]+$/, '');
+
+/**
+ * Every symbol of vmlinux that takes bytes (functions, objects, assembler
+ * labels of an object file), with the object it came from. Symbols the
+ * linker script defines (`_etext`, `__start___ex_table`) are left out:
+ * they mark places, they own no bytes.
+ */
+export function kernelSymbols(elf: ElfFile, index: ObjectIndex): { sym: Sym; obj: string; label: boolean }[] {
+  const out: { sym: Sym; obj: string; label: boolean }[] = [];
+  let file: string | undefined;
+  let previous = '';
+  for (const s of elf.symbols) {
+    if (s.type === STT.FILE) {
+      file = stem(s.name);
+      continue;
+    }
+    if (s.bind !== STB.LOCAL) file = undefined;
+    if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
+    if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
+    const defs = index.defs.get(s.name);
+    if (!defs) continue;
+    const local = s.bind === STB.LOCAL;
+    let c = defs.filter((d) => d.local === local);
+    if (local && file !== undefined && c.length > 1) {
+      const same = c.filter((d) => stem(d.obj) === file);
+      if (same.length > 0) c = same;
+    }
+    if (c.length > 1) {
+      const sized = c.filter((d) => d.size === s.size);
+      if (sized.length > 0) c = sized;
+    }
+    if (c.length === 0) c = defs;
+    const pick = c.find((d) => d.obj === previous) ?? c[0]!;
+    previous = pick.obj;
+    if (s.size === 0 && s.type === STT.OBJECT) continue;
+    out.push({ sym: s, obj: pick.obj, label: s.size === 0 });
+  }
+  return out;
+}
+
+/** The subsystem an object file belongs to: arch/mips/kernel, drivers/mtd, kernel/sched, mm, init. */
+export function subsystemOf(obj: string): string {
+  const dirs = dirname(obj).split('/').filter((p) => p !== '.' && p !== '');
+  if (dirs.length === 0) return '(top level)';
+  return dirs.slice(0, dirs[0] === 'arch' ? 3 : 2).join('/');
+}
+
+/** Bytes between symbols up to this many are the preceding object's alignment padding; more is "(no symbol)". */
+export const PADDING_MAX = 32;
+
+const NO_SYMBOL = '(no symbol)';
+const PADDING = '(padding)';
+
+/**
+ * The tree of one address range [start, end): subsystems → objects →
+ * symbols. Every byte lands somewhere: symbol bytes in their symbol, short
+ * gaps in the preceding object's "(padding)", longer ones (string literals
+ * the linker merged, tables a linker script gathers) in "(no symbol)". So
+ * the children always add up to end - start.
+ */
+export interface Span {
+  name: string;
+  start: number;
+  end: number;
+}
+
+export function attributeRange(name: string, start: number, end: number, symbols: readonly PlacedSymbol[], sections: readonly Span[] = []): SizeNode {
+  const syms = symbols.filter((s) => s.addr < end && (s.label ? s.addr >= start : s.addr + s.size > start)).sort((a, b) => a.addr - b.addr || b.size - a.size);
+  const bySub = new Map<string, Map<string, Map<string, number>>>();
+  // Bytes no symbol covers, by the output section they are in (tables a linker script gathers have a section of their own).
+  const unattributed = new Map<string, number>();
+  const count = (sec: string, n: number) => n > 0 && unattributed.set(sec, (unattributed.get(sec) ?? 0) + n);
+  const ordered = [...sections].sort((a, b) => a.start - b.start);
+  const noSymbol = (from: number, to: number) => {
+    let pos = from;
+    for (const sec of ordered) {
+      const a = Math.max(pos, sec.start);
+      const b = Math.min(to, sec.end);
+      if (b <= a) continue;
+      count('', a - pos);
+      count(sec.name, b - a);
+      pos = b;
+    }
+    count('', to - pos);
+  };
+  const add = (obj: string, sym: string, bytes: number) => {
+    if (bytes <= 0) return;
+    const sub = subsystemOf(obj);
+    let objs = bySub.get(sub);
+    if (!objs) bySub.set(sub, (objs = new Map()));
+    let names = objs.get(obj);
+    if (!names) objs.set(obj, (names = new Map()));
+    names.set(sym, (names.get(sym) ?? 0) + bytes);
+  };
+  let cursor = start;
+  let last: PlacedSymbol | undefined;
+  const gap = (to: number) => {
+    const n = to - cursor;
+    if (n <= 0) return;
+    if (last && n <= PADDING_MAX) add(last.obj, PADDING, n);
+    else noSymbol(cursor, to);
+    cursor = to;
+  };
+  for (let i = 0; i < syms.length; i++) {
+    const s = syms[i]!;
+    const from = Math.max(s.addr, start);
+    let to = Math.min(s.addr + s.size, end);
+    if (s.label) {
+      // An assembler label owns the code up to the next symbol that starts after it.
+      const next = syms.slice(i + 1).find((n) => n.addr > s.addr);
+      to = Math.min(next ? next.addr : end, end);
+    }
+    if (to <= cursor) continue;
+    if (from > cursor) gap(from);
+    add(s.obj, s.name, to - Math.max(from, cursor));
+    cursor = to;
+    last = s;
+  }
+  gap(end);
+  const children: SizeNode[] = [];
+  for (const [sub, objs] of bySub) {
+    const objNodes: SizeNode[] = [];
+    for (const [obj, names] of objs) {
+      const symNodes: SizeNode[] = [...names].map(([n, bytes]) => ({ name: n, bytes, kind: n === PADDING ? 'other' : 'symbol' }));
+      objNodes.push(node(obj, 'object', symNodes));
+    }
+    children.push(node(sub, 'subsystem', objNodes));
+  }
+  for (const [sec, bytes] of unattributed) {
+    children.push({ name: sec === '' ? NO_SYMBOL : `${NO_SYMBOL} ${sec}`, bytes, kind: 'other', note: 'bytes no symbol of an object file covers: merged string literals, tables a linker script gathers, alignment' });
+  }
+  return node(name, 'region', children);
+}
+
+/** A node whose bytes are its children's sum, children largest first. */
+export function node(name: string, kind: SizeNode['kind'], children: SizeNode[]): SizeNode {
+  children.sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+  return { name, kind, bytes: children.reduce((n, c) => n + c.bytes, 0), children };
+}
+
+const KSEG0 = 0x80000000;
+const KSEG_SIZE = 0x20000000;
+
+/** Where a symbol's bytes are stored: its load address (the flash copy of .data), as a physical address. */
+export function loadPhys(elf: ElfFile, vaddr: number): number | undefined {
+  for (const seg of elf.segments) {
+    if (seg.type !== PT.LOAD || vaddr < seg.vaddr || vaddr >= seg.vaddr + seg.filesz) continue;
+    const lma = (seg.paddr + (vaddr - seg.vaddr)) >>> 0;
+    return lma >= KSEG0 && lma < KSEG0 + 2 * KSEG_SIZE ? (lma - KSEG0) % KSEG_SIZE : lma;
+  }
+  return undefined;
+}
+
+/** The allocated sections of vmlinux that live in RAM: all of them for a stock kernel, the ones outside the flash window for XIP. */
+export function ramSections(elf: ElfFile, flash?: { phys: number; size: number }) {
+  return elf.sections.filter((s) => {
+    if ((s.flags & SHF.ALLOC) === 0 || s.size === 0) return false;
+    if (!flash) return true;
+    const phys = (s.addr - KSEG0) >>> 0;
+    return !(phys >= flash.phys && phys < flash.phys + flash.size);
+  });
+}
