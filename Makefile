@@ -22,7 +22,7 @@ DIST_STAMP := dist/.stamp
 TS_SOURCES := $(shell find src -name '*.ts')
 
 .DEFAULT_GOAL := all
-.PHONY: all deps source kernel flashmap image verify series boot test run soak bench fresh-check clean distclean help check-deps
+.PHONY: all deps source kernel flashmap image verify series boot test run soak bench size size-report fresh-check clean distclean help check-deps
 
 all: deps kernel image ## install what is missing, build the kernel, assemble the flash image
 
@@ -76,6 +76,7 @@ soak: $(DIST_STAMP) ## boot the XIP image COUNT times in a row (default 50): fai
 # XIP build or the lint fails the suite still runs (its report says what is
 # affected), and make test fails either way.
 test: check-deps ## install what is missing, build the XIP kernel and image, lint, then run the whole test suite
+	@$(XIP) doctor --browser >/dev/null 2>&1 || $(XIP) doctor --browser --install
 	@rc=0; { $(XIP) --variant xip build && $(XIP) --variant xip image; } || rc=$$?; \
 	lint=0; npm run --silent lint || lint=$$?; \
 	$(NODE) --import tsx --import ./test/setup.ts --test --test-reporter=spec test/*.test.ts || exit $$?; \
@@ -92,6 +93,13 @@ fresh-check: $(DIST_STAMP) ## make + make test in a new Debian root (DEBIAN=12|1
 # fresh clone): not part of make test. BENCH_BUILD_TIME=0 skips the build timing.
 bench: $(DIST_STAMP) ## measure XIP against stock (minimal + router configs): bench/results-*.json and the README results
 	$(XIP) bench $(if $(filter 0 no false,$(BENCH_BUILD_TIME)),--no-build-time)
+
+size: $(DIST_STAMP) ## where flash and RAM go: by region, subsystem, object file, symbol, rootfs file (xip size)
+	$(XIP) size
+
+# The page is self-contained (d3-hierarchy inlined): open it from disk, no server needed.
+size-report: $(DIST_STAMP) ## the HTML size report with treemaps of flash and RAM: build/out/size-report.html
+	$(XIP) report --html
 
 clean: ## remove the kernel builds and images (keeps the prepared kernel source)
 	@[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name src ! -name .xip-hashcache.json -exec rm -rf {} +

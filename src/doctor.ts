@@ -193,6 +193,8 @@ export interface CheckGroups {
   needDebianSource?: boolean;
   /** `make fresh-check`: debootstrap and git on the host. */
   freshCheck?: boolean;
+  /** `make test`: the browser the HTML size report is rendered in (test/integration-size.test.ts). */
+  browser?: boolean;
 }
 
 const CROSS_UAPI = '/usr/mipsel-linux-gnu/include/linux/if.h';
@@ -246,6 +248,9 @@ export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
         existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),
       optional: opts.needDebianSource === false,
     },
+    // The HTML size report is checked in a real browser; only the tests need one, so only they install it.
+    { ...present('chromium', 'chromium', 'tests: the HTML size report rendered headless (make test)'), optional: !opts.browser },
+    { ...pkg('DejaVu fonts', 'fonts-dejavu-core', 'any', 'tests: text in the size report screenshot (chromium brings no font)', () => debVersion('fonts-dejavu-core')), optional: !opts.browser },
     { ...cmd('git', 'git', 'any', 'make fresh-check (a clean clone), build-time bench'), optional: !opts.freshCheck },
     { ...cmd('debootstrap', 'debootstrap', 'any', 'make fresh-check (a throwaway Debian root)'), optional: !opts.freshCheck },
   ];
@@ -315,6 +320,8 @@ export interface DoctorOptions {
   needDebianSource?: boolean;
   /** Also what `make fresh-check` needs on the host. */
   freshCheck?: boolean;
+  /** Also the browser `make test` renders the size report in. */
+  browser?: boolean;
   /** For tests: the checks to run and how installing would work. */
   checks?: readonly ToolCheck[];
   method?: 'root' | 'sudo' | 'none';
@@ -322,7 +329,7 @@ export interface DoctorOptions {
 
 /** `xip doctor`: returns the exit code. */
 export async function doctor(o: DoctorOptions = {}): Promise<number> {
-  const checks = () => o.checks ?? toolChecks({ needDebianSource: o.needDebianSource, freshCheck: o.freshCheck });
+  const checks = () => o.checks ?? toolChecks({ needDebianSource: o.needDebianSource, freshCheck: o.freshCheck, browser: o.browser });
   let rows = checkTools(checks());
   let missing = missingPackages(rows);
   let setup = missingSetup(rows, checks());
