@@ -28,6 +28,7 @@ const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
 const minimal = makeContext({ variant: 'xip', toolchain });
 const router = makeContext({ config: 'lwrt_qemu_malta_defconfig', variant: 'xip', toolchain });
 const stock = makeContext({ variant: 'stock', toolchain });
+const flashRoot = makeContext({ config: 'lwrt_qemu_malta_defconfig', variant: 'xip', toolchain, userspace: 'router-xip' });
 const tmp = mkdtempSync(join(tmpdir(), 'xip-size-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -42,8 +43,9 @@ const KERNEL_REGIONS = ['kernel text', 'rodata + tables', 'init code + tables'];
 const below = (n: SizeNode | undefined, kind: SizeNode['kind']): SizeNode[] => (n ? [...(n.kind === kind ? [n] : []), ...(n.children ?? []).flatMap((c) => below(c, kind))] : []);
 
 describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
-  it('has the builds: minimal and router XIP with images, stock minimal', async () => {
-    for (const args of [['build'], ['image'], ['--config', router.config, 'build'], ['--config', router.config, 'image'], ['--variant', 'stock', 'build']]) {
+  it('has the builds: minimal and router XIP with images, the router with its root in flash, stock minimal', async () => {
+    const root = ['--config', router.config, '--userspace', 'router-xip'];
+    for (const args of [['build'], ['image'], ['--config', router.config, 'build'], ['--config', router.config, 'image'], [...root, 'build'], [...root, 'image'], ['--variant', 'stock', 'build']]) {
       const r = await xipLogged(['--toolchain', toolchain, ...args], 80 * 60 * 1000);
       assert.equal(r.code, 0, `xip ${args.join(' ')}\n${r.out}`);
     }
@@ -92,6 +94,18 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
     assert.ok(files.length >= 5, files.map((f) => f.name).join(', '));
     assert.equal(files[0]!.name, '/bin/busybox');
     assert.ok(files.every((f) => f.estimated === true));
+  });
+
+  it('router-xip: the cramfs root by file, exact: what each file keeps in place and what is compressed', async () => {
+    const r = await sizeOf(flashRoot.variantDir);
+    checkSums(r.flash!);
+    const region = findNode(r.flash, 'root filesystem (cramfs)')!;
+    assert.equal(region.bytes, readImageReport(flashRoot)!.rootfs!.bytes);
+    const bb = findNode(region, '/bin/busybox')!;
+    assert.ok(bb.estimated !== true);
+    assert.ok((bb.xipBytes ?? 0) > 100 * 1024 && bb.xipBytes! % 4096 === 0 && bb.xipBytes! < bb.bytes, JSON.stringify(bb));
+    const text = await xip(['--config', router.config, '--userspace', 'router-xip', 'size']);
+    assert.match(text.stdout, /flash: root filesystem files \(cramfs\)\n.*in place.*compressed/);
   });
 
   it('the text report shows regions, subsystems, objects and symbols of flash and RAM', async () => {

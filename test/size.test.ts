@@ -8,7 +8,7 @@ import { readArchive } from '../src/size/archive.ts';
 import { diffSizes, overGrowth } from '../src/size/diff.ts';
 import { formatDiff } from '../src/size/format.ts';
 import { loadSize } from '../src/size/index.ts';
-import { attributeRange, PADDING_MAX, type PlacedSymbol, subsystemOf } from '../src/size/kernel.ts';
+import { attributeRange, PADDING_MAX, type PlacedSymbol, shareUnnamed, subsystemOf, UNNAMED_SHARE } from '../src/size/kernel.ts';
 import { pruneSymbols } from '../src/size/page.ts';
 import type { SizeNode, SizeReport } from '../src/size/types.ts';
 import { checkSums, findNode as find } from './fixtures/size.ts';
@@ -41,6 +41,22 @@ describe('size attribution of an address range', () => {
     assert.equal(find(r, '(no symbol) .tbl')?.bytes, 0x70);
     assert.equal(find(r, '(no symbol)')?.bytes, 0x1400 - 0x1200 + (0x1600 - 0x1510));
     assert.ok(0x10 <= PADDING_MAX);
+  });
+
+  it('shares the unnamed bytes of a section out to objects by weight, estimated, the total exact', () => {
+    const r = attributeRange('rodata', 0, 1000, [sym('t', 0, 100, 'mm/slub.o')], [{ name: '.rodata', start: 0, end: 1000 }]);
+    assert.equal(find(r, '(no symbol) .rodata')?.bytes, 900);
+    const shared = shareUnnamed(r, '.rodata', new Map([['mm/slub.o', 1], ['net/ipv4/tcp.o', 1], ['fs/open.o', 1]]));
+    checkSums(shared);
+    assert.equal(shared.bytes, 1000);
+    assert.equal(find(shared, '(no symbol) .rodata'), undefined);
+    const parts = ['mm/slub.o', 'net/ipv4/tcp.o', 'fs/open.o'].map((o) => find(shared, subsystemOf(o), o, UNNAMED_SHARE)!);
+    assert.deepEqual(parts.map((p) => p.bytes), [300, 300, 300]);
+    assert.ok(parts.every((p) => p.estimated === true));
+    assert.equal(find(shared, 'mm', 'mm/slub.o')?.bytes, 400, 'added to the object that was there');
+    const odd = shareUnnamed(r, '.rodata', new Map([['a/x.o', 1], ['a/y.o', 1]]).set('a/z.o', 5));
+    checkSums(odd);
+    assert.equal(odd.bytes, 1000, 'rounding keeps the total');
   });
 
   it('names subsystems by directory: three levels under arch, two elsewhere', () => {

@@ -5,7 +5,7 @@ import { readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import type { ImageReport } from '../image/index.ts';
 import { SHF, SHT } from '../elf/elf32.ts';
-import { attributeRange, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
+import { attributeRange, shareUnnamed, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
 import type { SizeBuild, SizeNode, SizeReport } from './types.ts';
 
 /** Image regions built from vmlinux's own bytes: attributed symbol by symbol. */
@@ -109,6 +109,7 @@ function cramfsNode(name: string, bytes: number, dir: string): SizeNode {
       name: f.path,
       bytes: f.compressedBytes + f.xipBytes + 4 * f.blocks,
       kind: 'file' as const,
+      xipBytes: f.xipBytes,
       note: `${f.size} B; in place (XIP) ${f.xipBytes} B, compressed ${f.compressedBytes} B, block pointers ${4 * f.blocks} B`,
     }));
   const used = children.reduce((n, c) => n + c.bytes, 0);
@@ -156,7 +157,7 @@ export function sizeOfBuild(dir: string): SizeReport {
     }
     if (window.phys + window.size > at) children.push({ name: 'free', bytes: window.phys + window.size - at, kind: 'free' });
     function flashRegion(r: ImageReport['layout']['regions'][number]): SizeNode {
-      if (KERNEL_REGIONS.has(r.name)) return attributeRange(r.name, r.start, r.end, placed, spans);
+      if (KERNEL_REGIONS.has(r.name)) return shareUnnamed(attributeRange(r.name, r.start, r.end, placed, spans), '.rodata', index.unnamedRodata);
       if (r.name === 'initramfs') return initramfsNode(r.name, r.size, dir);
       if (r.name.startsWith('root filesystem')) return cramfsNode(r.name, r.size, dir);
       if (r.name === 'data image (deflated)') return { name: r.name, bytes: r.size, kind: 'region', note: 'one deflate stream of .data: see the RAM treemap for what is in it' };

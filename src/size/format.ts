@@ -8,6 +8,14 @@ const kib = (n: number) => (n / 1024).toFixed(1);
 const pct = (n: number, of: number) => (of > 0 ? `${((n / of) * 100).toFixed(1)}%` : '-');
 const R = ['l', 'r', 'r', 'r'] as const;
 
+/** Nodes of one kind anywhere below the root, largest first. */
+function below(root: SizeNode, kind: SizeNode['kind']): SizeNode[] {
+  const out: SizeNode[] = [];
+  const walk = (n: SizeNode) => (n.kind === kind ? out.push(n) : n.children?.forEach(walk));
+  walk(root);
+  return out.sort((a, b) => b.bytes - a.bytes);
+}
+
 /** Nodes of one kind anywhere below the root, summed by name. */
 export function collect(root: SizeNode | undefined, kind: SizeNode['kind'], keyOf: (n: SizeNode, parents: readonly SizeNode[]) => string = (n) => n.name): { name: string; bytes: number }[] {
   const sums = new Map<string, number>();
@@ -52,7 +60,12 @@ export function formatSize(r: SizeReport, top = 15): string {
     out.push(`flash: ${num(r.flash.bytes)} bytes, ${num(used)} in use (${pct(used, r.flash.bytes)}), ${num(r.flash.bytes - used)} free`);
     out.push(...space('flash', r.flash, top));
     const fileRows = collect(r.flash, 'file');
-    if (fileRows.length > 0) {
+    const files = below(r.flash, 'file');
+    if (files.some((x) => x.xipBytes !== undefined)) {
+      // A root in flash: what each file keeps in place (executed from flash) against what is compressed.
+      const body = files.slice(0, top).map((x) => [x.name, num(x.bytes), num(x.xipBytes ?? 0), num(x.bytes - (x.xipBytes ?? 0))]);
+      out.push(`flash: root filesystem files (cramfs)\n${renderTable(['', 'bytes', 'in place', 'compressed + pointers'], body, { align: ['l', 'r', 'r', 'r'], indent: '  ' })}`);
+    } else if (fileRows.length > 0) {
       const estimated = JSON.stringify(r.flash).includes('"estimated":true');
       out.push(table(`flash: root filesystem files${estimated ? ' (initramfs shares estimated: one gzip stream)' : ''}`, fileRows, r.flash.bytes, top));
     }

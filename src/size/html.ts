@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { REPO_ROOT } from '../context.ts';
 import { hex } from '../text.ts';
 import type { SizeNode, SizeReport } from './types.ts';
+import type { MemoryFields } from '../measure/memory.ts';
 
 /**
  * The size report as one self-contained HTML page: zoomable treemaps of the
@@ -17,16 +18,7 @@ import type { SizeNode, SizeReport } from './types.ts';
  */
 
 /** The numbers of one `Memory:` line, in KiB (cma-reserved left out: always 0 here). */
-export interface MemoryRow {
-  availableKiB: number;
-  totalKiB: number;
-  kernelCodeKiB: number;
-  rwdataKiB: number;
-  rodataKiB: number;
-  initKiB: number;
-  bssKiB: number;
-  reservedKiB: number;
-}
+export type MemoryRow = Omit<MemoryFields, 'cmaReservedKiB'>;
 
 export interface HtmlReportInput {
   title: string;

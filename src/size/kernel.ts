@@ -18,6 +18,13 @@ export interface ObjectIndex {
   /** name → the objects that define it (path relative to the build directory), with the size there. */
   defs: Map<string, { obj: string; size: number; local: boolean }[]>;
   objects: number;
+  /**
+   * Per object, the bytes of its .rodata input sections that no symbol
+   * covers: string literals (merged across files by the linker) and
+   * unnamed tables. The weights by which vmlinux's own unnamed .rodata is
+   * shared out (an estimate: merging removes duplicates).
+   */
+  unnamedRodata: Map<string, number>;
 }
 
 /** The archives the final link reads, in link order (see the kernel's scripts/link-vmlinux.sh and .vmlinux.o.cmd). */
@@ -46,6 +53,7 @@ function objectFiles(kbuild: string): { path: string; data?: Uint8Array }[] {
 export function indexObjects(kbuild: string): ObjectIndex {
   if (!existsSync(join(kbuild, 'vmlinux.a'))) throw badInput(`${kbuild}: no vmlinux.a, so no object files to attribute symbols to; build the kernel first (xip build)`);
   const defs: ObjectIndex['defs'] = new Map();
+  const unnamedRodata = new Map<string, number>();
   let objects = 0;
   for (const m of objectFiles(kbuild)) {
     let elf: ElfFile;
@@ -56,16 +64,20 @@ export function indexObjects(kbuild: string): ObjectIndex {
     }
     objects++;
     const obj = m.data === undefined ? relative(kbuild, m.path) : m.path;
+    const rodata = new Set(elf.sections.filter((x) => x.name.startsWith('.rodata') && (x.flags & SHF.ALLOC) !== 0).map((x) => x.index));
+    let unnamed = elf.sections.filter((x) => rodata.has(x.index)).reduce((n, x) => n + x.size, 0);
     for (const s of elf.symbols) {
       if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
       if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
+      if (rodata.has(s.shndx)) unnamed -= s.size;
       const list = defs.get(s.name);
       const def = { obj, size: s.size, local: s.bind === STB.LOCAL };
       if (list) list.push(def);
       else defs.set(s.name, [def]);
     }
+    if (unnamed > 0) unnamedRodata.set(obj, unnamed);
   }
-  return { defs, objects };
+  return { defs, objects, unnamedRodata };
 }
 
 /** A vmlinux symbol placed in an address space (physical flash, or RAM virtual) with its object. */
@@ -211,6 +223,47 @@ export function attributeRange(name: string, start: number, end: number, symbols
     children.push({ name: sec === '' ? NO_SYMBOL : `${NO_SYMBOL} ${sec}`, bytes, kind: 'other', note: 'bytes no symbol of an object file covers: merged string literals, tables a linker script gathers, alignment' });
   }
   return node(name, 'region', children);
+}
+
+export const UNNAMED_SHARE = '(strings, unnamed data)';
+
+/**
+ * Share the bytes of the region's `(no symbol) <section>` node out to the
+ * objects by weight (largest remainder, so the total stays exact), each
+ * share a symbol-level node marked estimated. The linker merges string
+ * literals across files and keeps no record of whose they were; the
+ * objects' own unnamed .rodata bytes say roughly.
+ */
+export function shareUnnamed(region: SizeNode, section: string, weights: ReadonlyMap<string, number>): SizeNode {
+  const name = `${NO_SYMBOL} ${section}`;
+  const loose = region.children?.find((c) => c.name === name);
+  const total = [...weights.values()].reduce((n, w) => n + w, 0);
+  if (!loose || total <= 0) return region;
+  const shares = [...weights].map(([obj, w]) => ({ obj, exact: (loose.bytes * w) / total }));
+  const given = shares.map((x) => ({ obj: x.obj, bytes: Math.floor(x.exact), rest: x.exact - Math.floor(x.exact) }));
+  let left = loose.bytes - given.reduce((n, x) => n + x.bytes, 0);
+  for (const g of [...given].sort((a, b) => b.rest - a.rest || a.obj.localeCompare(b.obj))) {
+    if (left-- <= 0) break;
+    g.bytes++;
+  }
+  // A copy: the region given stays as it was.
+  const subs = new Map((region.children ?? []).filter((c) => c.kind === 'subsystem').map((c) => [c.name, structuredClone(c)]));
+  const others = (region.children ?? []).filter((c) => c.kind !== 'subsystem' && c !== loose);
+  for (const g of given) {
+    if (g.bytes === 0) continue;
+    const sub = subs.get(subsystemOf(g.obj)) ?? { name: subsystemOf(g.obj), kind: 'subsystem' as const, bytes: 0, children: [] };
+    subs.set(sub.name, sub);
+    let obj = sub.children!.find((c) => c.name === g.obj);
+    if (!obj) sub.children!.push((obj = { name: g.obj, kind: 'object', bytes: 0, children: [] }));
+    obj.children!.push({ name: UNNAMED_SHARE, bytes: g.bytes, kind: 'other', estimated: true, note: `a share of the ${loose.bytes} bytes of ${section} no symbol covers, by this object's own unnamed ${section} bytes (string literals the linker merged, tables)` });
+    obj.bytes += g.bytes;
+    sub.bytes += g.bytes;
+  }
+  for (const sub of subs.values()) {
+    for (const o of sub.children ?? []) o.children?.sort((a, b) => b.bytes - a.bytes);
+    sub.children?.sort((a, b) => b.bytes - a.bytes);
+  }
+  return node(region.name, 'region', [...subs.values(), ...others]);
 }
 
 /** A node whose bytes are its children's sum, children largest first. */

@@ -15,6 +15,8 @@ export interface SizeNode {
   children?: SizeNode[];
   /** Set when the node's bytes are an estimate (e.g. a file's share of a gzip archive). */
   estimated?: boolean;
+  /** A file of a cramfs root: of its bytes, those stored uncompressed for executing in place. */
+  xipBytes?: number;
   /** Extra facts shown on hover (e.g. "XIP 393216 B, compressed 12288 B"). */
   note?: string;
 }
