@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readArchive } from '../src/size/archive.ts';
-import { diffSizes, overGrowth } from '../src/size/diff.ts';
+import { diffSizes, overGrowth, symbolKey } from '../src/size/diff.ts';
 import { formatDiff } from '../src/size/format.ts';
 import { loadSize } from '../src/size/index.ts';
 import { attributeRange, PADDING_MAX, type PlacedSymbol, shareUnnamed, subsystemOf, UNNAMED_SHARE } from '../src/size/kernel.ts';
@@ -108,6 +108,14 @@ describe('size diff', () => {
     const text = formatDiff(d);
     assert.match(text, /flash symbols: add\/remove: 1\/1 grow\/shrink: 1\/1 up\/down: \+500\/-150 \(\+350\)/);
     assert.match(text, /fresh \[net\/ipv4\/tcp\.o\]\s+0\s+300\s+\+300/);
+  });
+
+  it('keys symbols without the numbers compilers and macros put in names', () => {
+    assert.equal(symbolKey('buf.2'), 'buf');
+    assert.equal(symbolKey('rtnl_fill_ifinfo.constprop.0'), 'rtnl_fill_ifinfo.constprop');
+    assert.equal(symbolKey('__initcall__kmod_af_inet__741_1895_inet_init5'), '__initcall__kmod_af_inet__inet_init5');
+    assert.equal(symbolKey('__UNIQUE_ID___earlycon_ns16550243'), '__UNIQUE_ID___earlycon_ns');
+    assert.equal(symbolKey('start_kernel'), 'start_kernel');
   });
 
   it('--max-growth: over the limit names what grew; a shrink or an equal size passes', () => {

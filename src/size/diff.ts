@@ -89,15 +89,23 @@ const subsystems = (root: SizeNode | undefined) =>
     return undefined;
   });
 /**
- * Symbols by name and object: the same static name in two files stays two
- * symbols. The number a compiler appends to a static (gcc's `buf.2`,
+ * The name a symbol is compared by. The number a compiler appends to a static (gcc's `buf.2`,
  * `foo.constprop.0`) is dropped, as bloat-o-meter does, so a renumbering
- * is not a removal and an addition.
+ * is not a removal and an addition; so are the counter and line number in
+ * an initcall's name and the counter of a __UNIQUE_ID.
  */
+export function symbolKey(name: string): string {
+  return name
+    .replace(/\.\d+$/, '')
+    .replace(/^(__initcall__kmod_\w+?__)\d+_\d+_/, '$1')
+    .replace(/^(__UNIQUE_ID_\w*?)\d+$/, '$1');
+}
+
+/** Symbols by name and object: the same static name in two files stays two symbols. */
 const symbols = (root: SizeNode | undefined) =>
   sumBy(root, (n, path) => {
     if (n.kind !== 'symbol') return undefined;
-    const name = n.name.replace(/\.\d+$/, '');
+    const name = symbolKey(n.name);
     const obj = [...path].reverse().find((p) => p.kind === 'object');
     return obj ? `${name} [${obj.name}]` : name;
   });
