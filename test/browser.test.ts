@@ -162,3 +162,11 @@ test('a browser that exits at once: its exit code and its last output', async ()
     return true;
   });
 });
+
+test('another file next to the page is outside it too; the page itself and data: URLs are not', async () => {
+  writeFileSync(join(dir, 'helper.js'), 'window.helped = true;');
+  const htmlPath = page('sibling.html', `<script src="helper.js"></script><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt=""><a href="#x" id="x">x</a>`);
+  const r = await inspectPage({ htmlPath, evaluate: 'window.helped === true' });
+  assert.equal(r.value, true);
+  assert.deepEqual(r.externalRequests, [pathToFileURL(join(dir, 'helper.js')).href]);
+});

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -71,16 +71,22 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
       // Attribution, not a catch-all: in kernel code almost every byte has its symbol and object.
       for (const name of KERNEL_REGIONS) {
         const region: SizeNode = findNode(r.flash, name)!;
-        const subs = below(region, 'subsystem').reduce((t, n) => t + n.bytes, 0);
         const loose = (region.children ?? []).filter((c) => c.kind === 'other').reduce((t, n) => t + n.bytes, 0);
-        assert.equal(subs + loose, region.bytes, `${name}: subsystems + unattributed = region`);
-        if (name !== 'rodata + tables') assert.ok(loose < region.bytes * 0.02, `${name}: ${loose} of ${region.bytes} bytes without a symbol`);
+        assert.ok(loose < region.bytes * 0.03, `${name}: ${loose} of ${region.bytes} bytes without a symbol`);
       }
       // Spot checks against the symbol table: a function's bytes, its object and its region.
       const start = elf.findSymbol('start_kernel')!;
       assert.equal(findNode(r.flash, 'init code + tables', 'init', 'init/main.o', 'start_kernel')?.bytes, start.size);
       const printk = elf.findSymbol('_printk')!;
       assert.equal(findNode(r.flash, 'kernel text', 'kernel/printk', 'kernel/printk/printk.o', '_printk')?.bytes, printk.size);
+      // A strong definition wins over a weak one (init/version.c's init_uts_ns is weak).
+      const uts = below(r.ram, 'object').filter((o) => findNode(o, 'init_uts_ns'));
+      assert.deepEqual(uts.map((o) => o.name), ['init/version-timestamp.o']);
+      // An assembler label stays inside its own object's section: the empty root DTB's end marker owns nothing past it.
+      for (const o of below(r.flash, 'object')) {
+        const end = findNode(o, '__dtb_empty_root_end');
+        if (end) assert.ok(end.bytes <= 0x60, `__dtb_empty_root_end: ${end.bytes} bytes`);
+      }
       const logBuf = elf.findSymbol('__log_buf')!;
       const inRam = below(r.ram, 'symbol').find((n) => n.name === '__log_buf');
       assert.equal(inRam?.bytes, logBuf.size, '__log_buf is static RAM');
@@ -151,11 +157,20 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
   });
 
   it('refuses bad input with one line and exit 2', async () => {
+    // An XIP build whose image is not assembled: its flash cannot be told from its RAM.
+    const noImage = join(tmp, 'no-image');
+    mkdirSync(noImage);
+    copyFileSync(join(minimal.variantDir, 'build-info.json'), join(noImage, 'build-info.json'));
+    symlinkSync(minimal.kbuildDir, join(noImage, 'kbuild'));
+    const stockJson = join(tmp, 'stock.json');
+    writeFileSync(stockJson, (await xip(['size', '--json', stock.variantDir])).stdout);
     for (const [args, msg] of [
       [['size', '--diff', join(tmp, 'nope'), minimal.variantDir], /no such build directory or size file/],
       [['size', '--diff', minimal.variantDir], /--diff takes two builds, old then new \(got 1\)/],
       [['size', '--max-growth', '10'], /--max-growth needs --diff A B/],
       [['size', '--diff', minimal.variantDir, minimal.variantDir, '--max-growth', '-1'], /--max-growth '-1'/],
+      [['size', noImage], /no image report.*assemble the image first \(xip image\)/],
+      [['size', '--diff', minimal.variantDir, stockJson, '--max-growth', '0'], /has no flash image and the other has/],
     ] as const) {
       const r = await xip([...args]);
       assert.equal(r.code, 2, r.out);

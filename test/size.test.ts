@@ -26,6 +26,7 @@ describe('size attribution of an address range', () => {
       sym('b', 0x1110, 0x80, 'mm/slub.o'), // 16-byte gap after a: core.o's padding
       sym('alias_of_b', 0x1110, 0x40, 'mm/slub.o'), // overlaps b: counted once
       sym('c', 0x1400, 0x20, 'arch/mips/kernel/head.o', true), // a label: runs to the next symbol
+      { ...sym('end_label', 0x1510, 0, 'mm/slub.o', true), room: 0x30 }, // a label at the end of its section: 0x30 bytes at most
       sym('d', 0x1500, 0x10, 'mm/slub.o'),
       sym('outside', 0x3000, 0x10, 'mm/slub.o'),
     ];
@@ -39,8 +40,9 @@ describe('size attribution of an address range', () => {
     assert.equal(find(r, 'arch/mips/kernel', 'arch/mips/kernel/head.o', 'c')?.bytes, 0x100, 'a label owns the bytes up to the next symbol');
     // 0x1190..0x1400: 0x70 in .tbl, the rest in no section; 0x1510..0x1600 after d: too long for padding.
     assert.equal(find(r, '(no symbol) .tbl')?.bytes, 0x70);
-    assert.equal(find(r, '(no symbol)')?.bytes, 0x1400 - 0x1200 + (0x1600 - 0x1510));
-    assert.ok(0x10 <= PADDING_MAX);
+    assert.equal(find(r, 'mm', 'mm/slub.o', 'end_label')?.bytes, 0x30, 'a label never reaches past its own section');
+    assert.equal(find(r, '(no symbol)')?.bytes, 0x1400 - 0x1200 + (0x1600 - 0x1540));
+    assert.ok(0x1600 - 0x1540 > PADDING_MAX, 'the gap after the label is too long to be padding');
   });
 
   it('shares the unnamed bytes of a section out to objects by weight, estimated, the total exact', () => {
@@ -131,8 +133,10 @@ describe('size diff', () => {
     assert.deepEqual(loadSize(f), a);
     writeFileSync(join(tmp, 'bad.json'), '{"schema":1}');
     assert.throws(() => loadSize(join(tmp, 'bad.json')), /not a size report \(schema 1\); write one with xip size --json/);
-    writeFileSync(join(tmp, 'junk.json'), 'junk');
-    assert.throws(() => loadSize(join(tmp, 'junk.json')), /not JSON/);
+    writeFileSync(join(tmp, 'null.json'), 'null');
+    assert.throws(() => loadSize(join(tmp, 'null.json')), /not a size report \(schema 1\)/);
+    writeFileSync(join(tmp, 'junk.json'), 'junk\n{\n\x1b[31m');
+    assert.throws(() => loadSize(join(tmp, 'junk.json')), (err: Error) => /not JSON/.test(err.message) && !err.message.includes('\n') && !err.message.includes('\x1b'));
     assert.throws(() => loadSize(join(tmp, 'nope')), /no such build directory or size file/);
     assert.throws(() => loadSize(tmp), /not a build directory \(no build-info\.json\)/);
   });

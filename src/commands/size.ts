@@ -28,7 +28,12 @@ export async function handler(g: GlobalOptions, o: SizeCommandOptions, build?: s
   const top = o.top ?? 15;
   if (o.diff !== undefined) {
     if (o.diff.length !== 2 || build !== undefined) throw badInput(`--diff takes two builds, old then new (got ${o.diff.length + (build ? 1 : 0)}): xip size --diff build/A build/B`);
-    const d = diffSizes(loadSize(o.diff[0]!), loadSize(o.diff[1]!), o.json ? 100 : top);
+    const [a, b] = [loadSize(o.diff[0]!), loadSize(o.diff[1]!)];
+    // A gate that silently skips flash would pass a build nobody imaged.
+    if (o.maxGrowth !== undefined && (a.flash === undefined) !== (b.flash === undefined)) {
+      throw badInput(`--max-growth: ${a.flash ? o.diff[1] : o.diff[0]} has no flash image and the other has; compare two XIP builds (or two stock ones)`);
+    }
+    const d = diffSizes(a, b, o.json ? 100 : top);
     process.stdout.write(o.json ? `${JSON.stringify(d, null, 2)}\n` : `${formatDiff(d, top)}\n`);
     if (o.maxGrowth !== undefined) {
       const over = overGrowth(d, o.maxGrowth);

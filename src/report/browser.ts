@@ -19,7 +19,7 @@ import { addCleanup, trackChild } from '../proc.ts';
 export interface PageInspection {
   /** console.error/console.assert messages, uncaught exceptions (Runtime.exceptionThrown), Log.entryAdded entries of level 'error'. One string each, with source URL:line where known. */
   errors: string[];
-  /** Every request the page made whose URL is not file: / data: / about: / blob: (a self-contained page makes none). */
+  /** Every request for something outside the page: any URL but the page's own file and data: / about: / blob: (a self-contained page makes none). */
   externalRequests: string[];
   /** JSON value of the `evaluate` expression (awaited if it is a Promise). */
   value: unknown;
@@ -51,8 +51,8 @@ const POLL_MS = 50;
 /** How long Browser.close may take before the process group is killed. */
 const CLOSE_GRACE_MS = 2000;
 const TAIL_LINES = 30;
-/** Requests to these schemes stay on the machine. */
-const LOCAL_SCHEMES = new Set(['file:', 'data:', 'about:', 'blob:']);
+/** Requests to these schemes need nothing outside the page. */
+const INLINE_SCHEMES = new Set(['data:', 'about:', 'blob:']);
 
 /** The browser to use: $XIP_CHROMIUM when it names an existing file, else Debian's chromium. */
 export function findChromium(): string | undefined {
@@ -112,7 +112,8 @@ async function drive(b: Browser, opts: InspectOptions): Promise<PageInspection> 
       if (field(p, 'entry', 'level') === 'error') errors.push(logMessage(p.entry));
     } else if (method === 'Network.requestWillBeSent') {
       const url = str(field(p, 'request', 'url'));
-      if (url !== undefined && !LOCAL_SCHEMES.has(scheme(url))) {
+      // Another file on disk counts too: the page would not work where it is copied alone.
+      if (url !== undefined && !INLINE_SCHEMES.has(scheme(url)) && url.split('#')[0] !== fileUrl) {
         external.add(url);
         if (loading) b.step = loadStep();
       }

@@ -2,11 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { readElf } from '../elf/elf32.ts';
-import { badInput } from '../errors.ts';
+import { badInput, shown } from '../errors.ts';
 import type { ImageReport } from '../image/index.ts';
 import { SHF, SHT } from '../elf/elf32.ts';
 import { attributeRange, shareUnnamed, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
 import type { SizeBuild, SizeNode, SizeReport } from './types.ts';
+import { hex } from '../text.ts';
 
 /** Image regions built from vmlinux's own bytes: attributed symbol by symbol. */
 const KERNEL_REGIONS = new Set(['kernel text', 'rodata + tables', 'init code + tables', 'init (rest)', 'data image (to RAM)']);
@@ -14,11 +15,14 @@ const KERNEL_REGIONS = new Set(['kernel text', 'rodata + tables', 'init code + t
 /** Sections that RAM gives back after boot (free_initmem). */
 const FREED_AFTER_BOOT = /^\.init\./;
 
+/** The first line of an error, as a message part: one line, whatever the parser put in it. */
+export const firstLine = (err: unknown) => shown((err as Error).message.split('\n')[0] ?? '', 100);
+
 function readJson<T>(path: string): T {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (err) {
-    throw badInput(`${path}: ${(err as Error).message}; rebuild (xip build)`);
+    throw badInput(`${path}: unreadable (${firstLine(err)}); rebuild (xip build)`);
   }
 }
 
@@ -80,7 +84,8 @@ function initramfsNode(name: string, bytes: number, dir: string): SizeNode {
   const children: SizeNode[] = [];
   let given = 0;
   for (const f of files) {
-    const share = Math.round((f.cost / total) * bytes);
+    // Rounded down, so the shares never pass the region and the rest node stays >= 0.
+    const share = Math.floor((f.cost / total) * bytes);
     given += share;
     children.push({ name: f.path, bytes: share, kind: 'file', estimated: true, note: `${f.size} B uncompressed` });
   }
@@ -132,6 +137,12 @@ export function sizeOfBuild(dir: string): SizeReport {
   const syms = kernelSymbols(elf, index);
   const reportPath = join(dir, 'image-report.json');
   const image = existsSync(reportPath) ? readJson<ImageReport>(reportPath) : undefined;
+  if (!image && build.variant === 'xip') throw badInput(`${dir}: no image report, so no flash map to attribute the kernel's flash to; assemble the image first (xip image)`);
+  if (image && (!Array.isArray(image.layout?.regions) || typeof image.size !== 'number')) throw badInput(`${reportPath}: not an image report of this toolkit; assemble the image again (xip image)`);
+  if (image && image.kernelEntry !== elf.entry) throw badInput(`${reportPath}: made for another vmlinux (entry ${hex(image.kernelEntry)}, vmlinux ${hex(elf.entry)}); assemble the image again (xip image)`);
+  // Only objects that put a symbol into vmlinux get a share of its unnamed .rodata (not code the linker dropped).
+  const linked = new Set(syms.map((x) => x.obj));
+  const weights = new Map([...index.unnamedRodata].filter(([obj]) => linked.has(obj)));
 
   let flash: SizeNode | undefined;
   let window: { phys: number; size: number } | undefined;
@@ -144,9 +155,9 @@ export function sizeOfBuild(dir: string): SizeReport {
       if (phys !== undefined && sec.size > 0) spans.push({ name: sec.name, start: phys, end: phys + sec.size });
     }
     const placed: PlacedSymbol[] = [];
-    for (const { sym, obj, label } of syms) {
+    for (const { sym, obj, label, room } of syms) {
       const phys = loadPhys(elf, sym.value);
-      if (phys !== undefined) placed.push({ name: sym.name, addr: phys, size: sym.size, obj, label });
+      if (phys !== undefined) placed.push({ name: sym.name, addr: phys, size: sym.size, obj, label, room });
     }
     const children: SizeNode[] = [];
     let at = window.phys;
@@ -157,7 +168,7 @@ export function sizeOfBuild(dir: string): SizeReport {
     }
     if (window.phys + window.size > at) children.push({ name: 'free', bytes: window.phys + window.size - at, kind: 'free' });
     function flashRegion(r: ImageReport['layout']['regions'][number]): SizeNode {
-      if (KERNEL_REGIONS.has(r.name)) return shareUnnamed(attributeRange(r.name, r.start, r.end, placed, spans), '.rodata', index.unnamedRodata);
+      if (KERNEL_REGIONS.has(r.name)) return shareUnnamed(attributeRange(r.name, r.start, r.end, placed, spans), '.rodata', weights);
       if (r.name === 'initramfs') return initramfsNode(r.name, r.size, dir);
       if (r.name.startsWith('root filesystem')) return cramfsNode(r.name, r.size, dir);
       if (r.name === 'data image (deflated)') return { name: r.name, bytes: r.size, kind: 'region', note: 'one deflate stream of .data: see the RAM treemap for what is in it' };
@@ -167,7 +178,7 @@ export function sizeOfBuild(dir: string): SizeReport {
     flash = { name: 'flash', kind: 'total', bytes: children.reduce((n, c) => n + c.bytes, 0), children: mergeSame(mergeFree(children)) };
   }
 
-  const ramPlaced: PlacedSymbol[] = syms.map(({ sym, obj, label }) => ({ name: sym.name, addr: sym.value >>> 0, size: sym.size, obj, label }));
+  const ramPlaced: PlacedSymbol[] = syms.map(({ sym, obj, label, room }) => ({ name: sym.name, addr: sym.value >>> 0, size: sym.size, obj, label, room }));
   const sections = ramSections(elf, window).sort((a, b) => a.addr - b.addr);
   const ramChildren: SizeNode[] = [];
   let end: number | undefined;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badInput } from '../errors.ts';
-import { sizeOfBuild } from './build.ts';
+import { firstLine, sizeOfBuild } from './build.ts';
 import type { SizeNode, SizeReport } from './types.ts';
 
 export { sizeOfBuild } from './build.ts';
@@ -28,9 +28,9 @@ export function loadSize(what: string): SizeReport {
   try {
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw badInput(`${what}: not JSON (${(err as Error).message}); give a build directory or a file from xip size --json`);
+    throw badInput(`${what}: not JSON (${firstLine(err)}); give a build directory or a file from xip size --json`);
   }
-  const r = data as Partial<SizeReport>;
+  const r = (typeof data === 'object' && data !== null ? data : {}) as Partial<SizeReport>;
   if (r.schema !== 1 || !isNode(r.ram) || (r.flash !== undefined && !isNode(r.flash)) || typeof r.build?.config !== 'string') {
     throw badInput(`${what}: not a size report (schema 1); write one with xip size --json > FILE`);
   }

@@ -12,11 +12,24 @@ import type { SizeNode } from './types.ts';
  * tables name what each defines. A name defined once is settled at once;
  * a static name defined in several files (there are many `init`s) is
  * settled by the STT_FILE symbol the linker keeps in front of each file's
- * locals, then by size, then by its neighbour in the image.
+ * locals, then by size, then by its neighbour in the image. An assembler
+ * label (no size) owns the bytes up to the next symbol, but never past the
+ * end of its own section in its object file.
  */
+/** One definition of a name in an object file. */
+export interface ObjectDef {
+  /** Path relative to the build directory. */
+  obj: string;
+  size: number;
+  /** STB_LOCAL, STB_GLOBAL or STB_WEAK. */
+  bind: number;
+  /** Bytes from the symbol to the end of its section there: how far an assembler label can reach. */
+  room: number;
+}
+
 export interface ObjectIndex {
-  /** name → the objects that define it (path relative to the build directory), with the size there. */
-  defs: Map<string, { obj: string; size: number; local: boolean }[]>;
+  /** name → the objects that define it. */
+  defs: Map<string, ObjectDef[]>;
   objects: number;
   /**
    * Per object, the bytes of its .rodata input sections that no symbol
@@ -56,11 +69,12 @@ export function indexObjects(kbuild: string): ObjectIndex {
   const unnamedRodata = new Map<string, number>();
   let objects = 0;
   for (const m of objectFiles(kbuild)) {
+    if (m.data === undefined && !existsSync(m.path)) throw badInput(`${m.path}: object file of the kernel build missing; rebuild the kernel (xip build)`);
     let elf: ElfFile;
     try {
       elf = parseElf(m.data ?? readFileSync(m.path), m.path);
     } catch {
-      continue; // not an object file (e.g. an empty member)
+      continue; // not an ELF object (an empty member, a data file)
     }
     objects++;
     const obj = m.data === undefined ? relative(kbuild, m.path) : m.path;
@@ -70,8 +84,9 @@ export function indexObjects(kbuild: string): ObjectIndex {
       if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
       if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
       if (rodata.has(s.shndx)) unnamed -= s.size;
+      const section = elf.sections[s.shndx];
+      const def: ObjectDef = { obj, size: s.size, bind: s.bind, room: section ? Math.max(0, section.size - s.value) : 0 };
       const list = defs.get(s.name);
-      const def = { obj, size: s.size, local: s.bind === STB.LOCAL };
       if (list) list.push(def);
       else defs.set(s.name, [def]);
     }
@@ -86,38 +101,79 @@ export interface PlacedSymbol {
   addr: number;
   size: number;
   obj: string;
-  /** Sizeless (an assembler label): it covers up to the next symbol. */
+  /** Sizeless (an assembler label): it covers up to the next symbol, at most \`room\` bytes. */
   label: boolean;
+  /** A label's bytes to the end of its input section in its object: what it can own at most. */
+  room?: number;
 }
 
 const stem = (p: string) => basename(p).replace(/\.[^.]+$/, '');
+
+/** A placed vmlinux symbol and the definition it was matched to. */
+export interface KernelSymbol {
+  sym: Sym;
+  obj: string;
+  label: boolean;
+  room: number;
+}
+
+/**
+ * The object behind each block of local symbols: the linker keeps an
+ * STT_FILE symbol (the source's file name) in front of each object's
+ * locals. Several objects may share the file name (fs/inode.c and
+ * fs/proc/inode.c): the block belongs to the one that defines all of its
+ * names.
+ */
+function blockObjects(elf: ElfFile, index: ObjectIndex): Map<number, string> {
+  const owner = new Map<number, string>();
+  let file: string | undefined;
+  let block: number[] = [];
+  const settle = () => {
+    if (file === undefined || block.length === 0) return;
+    let cands: Set<string> | undefined;
+    for (const i of block) {
+      const here = new Set((index.defs.get(elf.symbols[i]!.name) ?? []).filter((d) => d.bind === STB.LOCAL && stem(d.obj) === file).map((d) => d.obj));
+      if (here.size === 0) continue;
+      cands = cands ? new Set([...cands].filter((o) => here.has(o))) : here;
+    }
+    const obj = cands && cands.size > 0 ? [...cands][0]! : undefined;
+    if (obj !== undefined) for (const i of block) owner.set(i, obj);
+  };
+  elf.symbols.forEach((s, i) => {
+    if (s.type === STT.FILE) {
+      settle();
+      file = stem(s.name);
+      block = [];
+    } else if (s.bind === STB.LOCAL) block.push(i);
+    else {
+      settle();
+      file = undefined;
+      block = [];
+    }
+  });
+  settle();
+  return owner;
+}
 
 /**
  * Every symbol of vmlinux that takes bytes (functions, objects, assembler
  * labels of an object file), with the object it came from. Symbols the
  * linker script defines (`_etext`, `__start___ex_table`) are left out:
- * they mark places, they own no bytes.
+ * they mark places, they own no bytes. A global symbol is matched to the
+ * strong definition when a weak one exists too (kernel/sys_ni.c's stubs).
  */
-export function kernelSymbols(elf: ElfFile, index: ObjectIndex): { sym: Sym; obj: string; label: boolean }[] {
-  const out: { sym: Sym; obj: string; label: boolean }[] = [];
-  let file: string | undefined;
+export function kernelSymbols(elf: ElfFile, index: ObjectIndex): KernelSymbol[] {
+  const out: KernelSymbol[] = [];
+  const blocks = blockObjects(elf, index);
   let previous = '';
-  for (const s of elf.symbols) {
-    if (s.type === STT.FILE) {
-      file = stem(s.name);
-      continue;
-    }
-    if (s.bind !== STB.LOCAL) file = undefined;
-    if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
-    if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
+  elf.symbols.forEach((s, i) => {
+    if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') return;
+    if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) return;
     const defs = index.defs.get(s.name);
-    if (!defs) continue;
-    const local = s.bind === STB.LOCAL;
-    let c = defs.filter((d) => d.local === local);
-    if (local && file !== undefined && c.length > 1) {
-      const same = c.filter((d) => stem(d.obj) === file);
-      if (same.length > 0) c = same;
-    }
+    if (!defs) return;
+    let c = defs.filter((d) => d.bind === s.bind);
+    const block = blocks.get(i);
+    if (block !== undefined && c.some((d) => d.obj === block)) c = c.filter((d) => d.obj === block);
     if (c.length > 1) {
       const sized = c.filter((d) => d.size === s.size);
       if (sized.length > 0) c = sized;
@@ -125,9 +181,8 @@ export function kernelSymbols(elf: ElfFile, index: ObjectIndex): { sym: Sym; obj
     if (c.length === 0) c = defs;
     const pick = c.find((d) => d.obj === previous) ?? c[0]!;
     previous = pick.obj;
-    if (s.size === 0 && s.type === STT.OBJECT) continue;
-    out.push({ sym: s, obj: pick.obj, label: s.size === 0 });
-  }
+    out.push({ sym: s, obj: pick.obj, label: s.size === 0, room: pick.room });
+  });
   return out;
 }
 
@@ -199,9 +254,9 @@ export function attributeRange(name: string, start: number, end: number, symbols
     const from = Math.max(s.addr, start);
     let to = Math.min(s.addr + s.size, end);
     if (s.label) {
-      // An assembler label owns the code up to the next symbol that starts after it.
+      // An assembler label owns the code up to the next symbol that starts after it, within its own section.
       const next = syms.slice(i + 1).find((n) => n.addr > s.addr);
-      to = Math.min(next ? next.addr : end, end);
+      to = Math.min(next ? next.addr : end, end, s.addr + (s.room ?? Infinity));
     }
     if (to <= cursor) continue;
     if (from > cursor) gap(from);
