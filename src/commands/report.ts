@@ -36,7 +36,7 @@ export async function handler(g: GlobalOptions, o: ReportCommandOptions): Promis
   if (o.screenshot !== undefined) {
     const { shootPage } = await import('../size/page.ts');
     const shot = await shootPage(out, resolve(o.screenshot));
-    info(`${shot.png}: ${shot.rects} treemap cells drawn, no console errors, no network requests`);
+    info(`${shot.png}: ${shot.rects} treemap cells drawn, no console errors, no requests outside the file`);
   }
   return EXIT.ok;
 }

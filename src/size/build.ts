@@ -184,7 +184,7 @@ export function sizeOfBuild(dir: string): SizeReport {
   let end: number | undefined;
   for (const s of sections) {
     if (end !== undefined && s.addr > end) ramChildren.push({ name: '(alignment between sections)', bytes: s.addr - end, kind: 'other' });
-    const r = attributeRange(s.name, s.addr, s.addr + s.size, ramPlaced, [{ name: s.name, start: s.addr, end: s.addr + s.size }]);
+    const r = shareUnnamed(attributeRange(s.name, s.addr, s.addr + s.size, ramPlaced, [{ name: s.name, start: s.addr, end: s.addr + s.size }]), '.rodata', weights);
     if (FREED_AFTER_BOOT.test(s.name)) r.note = 'given back to the page allocator after boot';
     ramChildren.push(r);
     end = Math.max(end ?? 0, s.addr + s.size);
