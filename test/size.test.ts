@@ -8,7 +8,7 @@ import { readArchive } from '../src/size/archive.ts';
 import { diffSizes, overGrowth, symbolKey } from '../src/size/diff.ts';
 import { formatDiff } from '../src/size/format.ts';
 import { loadSize } from '../src/size/index.ts';
-import { attributeRange, PADDING_MAX, type PlacedSymbol, shareUnnamed, subsystemOf, UNNAMED_SHARE } from '../src/size/kernel.ts';
+import { attributeRange, type KernelSymbol, type ObjectIndex, PADDING_MAX, type PlacedSymbol, rodataWeights, shareUnnamed, subsystemOf, UNNAMED_SHARE } from '../src/size/kernel.ts';
 import { pruneSymbols } from '../src/size/page.ts';
 import type { SizeNode, SizeReport } from '../src/size/types.ts';
 import { checkSums, findNode as find } from './fixtures/size.ts';
@@ -59,6 +59,19 @@ describe('size attribution of an address range', () => {
     const odd = shareUnnamed(r, '.rodata', new Map([['a/x.o', 1], ['a/y.o', 1]]).set('a/z.o', 5));
     checkSums(odd);
     assert.equal(odd.bytes, 1000, 'rounding keeps the total');
+  });
+
+  it('weighs only what was linked: objects with a symbol in vmlinux, jump tables of functions that survived', () => {
+    const index: ObjectIndex = {
+      defs: new Map(),
+      objects: 3,
+      unnamedRodata: new Map([
+        ['net/core/filter.o', { always: 100, byFunction: new Map([['kept_fn', 40], ['dropped_fn', 5000]]) }],
+        ['lib/unused.o', { always: 700, byFunction: new Map() }],
+      ]),
+    };
+    const linked = (obj: string, name: string) => ({ obj, sym: { name }, label: false, room: 0 }) as unknown as KernelSymbol;
+    assert.deepEqual([...rodataWeights(index, [linked('net/core/filter.o', 'kept_fn')])], [['net/core/filter.o', 140]]);
   });
 
   it('names subsystems by directory: three levels under arch, two elsewhere', () => {

@@ -5,7 +5,7 @@ import { readElf } from '../elf/elf32.ts';
 import { badInput, shown } from '../errors.ts';
 import type { ImageReport } from '../image/index.ts';
 import { SHF, SHT } from '../elf/elf32.ts';
-import { attributeRange, shareUnnamed, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
+import { attributeRange, rodataWeights, shareUnnamed, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
 import type { SizeBuild, SizeNode, SizeReport } from './types.ts';
 import { hex } from '../text.ts';
 
@@ -140,9 +140,8 @@ export function sizeOfBuild(dir: string): SizeReport {
   if (!image && build.variant === 'xip') throw badInput(`${dir}: no image report, so no flash map to attribute the kernel's flash to; assemble the image first (xip image)`);
   if (image && (!Array.isArray(image.layout?.regions) || typeof image.size !== 'number')) throw badInput(`${reportPath}: not an image report of this toolkit; assemble the image again (xip image)`);
   if (image && image.kernelEntry !== elf.entry) throw badInput(`${reportPath}: made for another vmlinux (entry ${hex(image.kernelEntry)}, vmlinux ${hex(elf.entry)}); assemble the image again (xip image)`);
-  // Only objects that put a symbol into vmlinux get a share of its unnamed .rodata (not code the linker dropped).
-  const linked = new Set(syms.map((x) => x.obj));
-  const weights = new Map([...index.unnamedRodata].filter(([obj]) => linked.has(obj)));
+  // Only what made it into vmlinux gets a share of its unnamed .rodata (not code the linker dropped).
+  const weights = rodataWeights(index, syms);
 
   let flash: SizeNode | undefined;
   let window: { phys: number; size: number } | undefined;

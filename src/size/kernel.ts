@@ -27,6 +27,17 @@ export interface ObjectDef {
   room: number;
 }
 
+/**
+ * An object's unnamed .rodata bytes: those of `.rodata.<function>`
+ * sections (a compiler's per-function jump tables) count only if the
+ * function survived the linker's --gc-sections; the rest (strings, plain
+ * .rodata) always.
+ */
+export interface UnnamedRodata {
+  always: number;
+  byFunction: Map<string, number>;
+}
+
 export interface ObjectIndex {
   /** name → the objects that define it. */
   defs: Map<string, ObjectDef[]>;
@@ -37,7 +48,7 @@ export interface ObjectIndex {
    * unnamed tables. The weights by which vmlinux's own unnamed .rodata is
    * shared out (an estimate: merging removes duplicates).
    */
-  unnamedRodata: Map<string, number>;
+  unnamedRodata: Map<string, UnnamedRodata>;
 }
 
 /** The archives the final link reads, in link order (see the kernel's scripts/link-vmlinux.sh and .vmlinux.o.cmd). */
@@ -66,7 +77,7 @@ function objectFiles(kbuild: string): { path: string; data?: Uint8Array }[] {
 export function indexObjects(kbuild: string): ObjectIndex {
   if (!existsSync(join(kbuild, 'vmlinux.a'))) throw badInput(`${kbuild}: no vmlinux.a, so no object files to attribute symbols to; build the kernel first (xip build)`);
   const defs: ObjectIndex['defs'] = new Map();
-  const unnamedRodata = new Map<string, number>();
+  const unnamedRodata = new Map<string, UnnamedRodata>();
   let objects = 0;
   for (const m of objectFiles(kbuild)) {
     if (m.data === undefined && !existsSync(m.path)) throw badInput(`${m.path}: object file of the kernel build missing; rebuild the kernel (xip build)`);
@@ -79,18 +90,26 @@ export function indexObjects(kbuild: string): ObjectIndex {
     objects++;
     const obj = m.data === undefined ? relative(kbuild, m.path) : m.path;
     const rodata = new Set(elf.sections.filter((x) => x.name.startsWith('.rodata') && (x.flags & SHF.ALLOC) !== 0).map((x) => x.index));
-    let unnamed = elf.sections.filter((x) => rodata.has(x.index)).reduce((n, x) => n + x.size, 0);
+    const unnamed = new Map(elf.sections.filter((x) => rodata.has(x.index)).map((x) => [x.index, x.size]));
     for (const s of elf.symbols) {
       if (s.shndx === SHN.UNDEF || s.shndx >= SHN.LORESERVE || s.name === '') continue;
       if (s.type !== STT.FUNC && s.type !== STT.OBJECT && s.type !== STT.NOTYPE) continue;
-      if (rodata.has(s.shndx)) unnamed -= s.size;
+      if (unnamed.has(s.shndx)) unnamed.set(s.shndx, unnamed.get(s.shndx)! - s.size);
       const section = elf.sections[s.shndx];
       const def: ObjectDef = { obj, size: s.size, bind: s.bind, room: section ? Math.max(0, section.size - s.value) : 0 };
       const list = defs.get(s.name);
       if (list) list.push(def);
       else defs.set(s.name, [def]);
     }
-    if (unnamed > 0) unnamedRodata.set(obj, unnamed);
+    const entry: UnnamedRodata = { always: 0, byFunction: new Map() };
+    const functions = new Set(elf.symbols.filter((x) => x.type === STT.FUNC).map((x) => x.name));
+    for (const [i, bytes] of unnamed) {
+      if (bytes <= 0) continue;
+      const fn = /^\.rodata\.(.+)$/.exec(elf.sections[i]!.name)?.[1];
+      if (fn !== undefined && functions.has(fn)) entry.byFunction.set(fn, (entry.byFunction.get(fn) ?? 0) + bytes);
+      else entry.always += bytes;
+    }
+    if (entry.always > 0 || entry.byFunction.size > 0) unnamedRodata.set(obj, entry);
   }
   return { defs, objects, unnamedRodata };
 }
@@ -281,6 +300,20 @@ export function attributeRange(name: string, start: number, end: number, symbols
 }
 
 export const UNNAMED_SHARE = '(strings, unnamed data)';
+
+/** Each linked object's weight for shareUnnamed: its unnamed .rodata that made it into vmlinux, as far as can be told. */
+export function rodataWeights(index: ObjectIndex, linked: readonly KernelSymbol[]): Map<string, number> {
+  const objs = new Set(linked.map((x) => x.obj));
+  const kept = new Set(linked.map((x) => `${x.obj}\0${x.sym.name}`));
+  const out = new Map<string, number>();
+  for (const [obj, u] of index.unnamedRodata) {
+    if (!objs.has(obj)) continue;
+    let w = u.always;
+    for (const [fn, bytes] of u.byFunction) if (kept.has(`${obj}\0${fn}`)) w += bytes;
+    if (w > 0) out.set(obj, w);
+  }
+  return out;
+}
 
 /**
  * Share the bytes of the region's `(no symbol) <section>` node out to the
