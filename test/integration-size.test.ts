@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -170,6 +170,8 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
       [['size', '--max-growth', '10'], /--max-growth needs --diff A B/],
       [['size', '--diff', minimal.variantDir, minimal.variantDir, '--max-growth', '-1'], /--max-growth '-1'/],
       [['size', noImage], /no image report.*assemble the image first \(xip image\)/],
+      [['--build-dir', join(tmp, 'empty'), 'size'], /not built yet; build it with the same options first/],
+      [['--build-dir', join(tmp, 'empty'), 'report', '--html', join(tmp, 'never.html')], /not built yet/],
       [['size', '--diff', minimal.variantDir, stockJson, '--max-growth', '0'], /has no flash image and the other has/],
     ] as const) {
       const r = await xip([...args]);
@@ -177,6 +179,7 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
       assert.match(r.stderr, msg);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     }
+    assert.ok(!existsSync(join(tmp, 'never.html')), 'a refused report leaves no file');
   });
 
   it('report --html: one self-contained file that chromium renders (treemaps, zoom, no errors, no requests)', async () => {

@@ -24,7 +24,7 @@ export function define(program: Command): Command {
 }
 
 export async function handler(g: GlobalOptions, o: SizeCommandOptions, build?: string): Promise<number> {
-  const { diffSizes, formatDiff, formatSize, loadSize, overGrowth, sizeOfBuild } = await import('../size/index.ts');
+  const { diffSizes, formatDiff, formatSize, loadSize, overGrowth, sizeOfBuiltDir } = await import('../size/index.ts');
   const top = o.top ?? 15;
   if (o.diff !== undefined) {
     if (o.diff.length !== 2 || build !== undefined) throw badInput(`--diff takes two builds, old then new (got ${o.diff.length + (build ? 1 : 0)}): xip size --diff build/A build/B`);
@@ -46,7 +46,7 @@ export async function handler(g: GlobalOptions, o: SizeCommandOptions, build?: s
     return EXIT.ok;
   }
   if (o.maxGrowth !== undefined) throw badInput('--max-growth needs --diff A B: it limits the growth from A to B');
-  const r = build !== undefined ? loadSize(build) : sizeOfBuild(contextFrom(g).variantDir);
+  const r = build !== undefined ? loadSize(build) : sizeOfBuiltDir(contextFrom(g).variantDir);
   process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `${formatSize(r, top)}\n`);
   return EXIT.ok;
 }

@@ -122,6 +122,12 @@ function cramfsNode(name: string, bytes: number, dir: string): SizeNode {
   return node(name, 'region', children.filter((c) => c.bytes > 0));
 }
 
+/** The size report of the build the options name, with the fix when it is not built yet. */
+export function sizeOfBuiltDir(dir: string): SizeReport {
+  if (!existsSync(join(dir, 'build-info.json'))) throw badInput(`${dir}: not built yet; build it with the same options first (xip build, then xip image)`);
+  return sizeOfBuild(dir);
+}
+
 /**
  * The size report of one build directory: the flash chip region by region
  * (the image's own layout map), each kernel region down to symbols, root

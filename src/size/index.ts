@@ -4,7 +4,7 @@ import { badInput } from '../errors.ts';
 import { firstLine, sizeOfBuild } from './build.ts';
 import type { SizeNode, SizeReport } from './types.ts';
 
-export { sizeOfBuild } from './build.ts';
+export { sizeOfBuild, sizeOfBuiltDir } from './build.ts';
 export { diffSizes, overGrowth, buildLabel, flashUsedOf } from './diff.ts';
 export { formatDiff, formatSize } from './format.ts';
 export type { SizeNode, SizeReport } from './types.ts';

@@ -4,7 +4,7 @@ import type { BuildContext } from '../context.ts';
 import { readImageReport } from '../image/stage.ts';
 import { resultsPath } from '../measure/index.ts';
 import { readResults } from '../report/readme.ts';
-import { sizeOfBuild } from './build.ts';
+import { sizeOfBuiltDir } from './build.ts';
 import { XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { type HtmlReportInput, renderSizeHtml } from './html.ts';
@@ -36,7 +36,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * which commit they were measured (they are not re-measured here).
  */
 export function htmlInputOf(ctx: BuildContext, generated = new Date()): HtmlReportInput {
-  const full = sizeOfBuild(ctx.variantDir);
+  const full = sizeOfBuiltDir(ctx.variantDir);
   // The build named as a user would name it (relative to the repository), not by this machine's path.
   const dir = relative(ctx.repo, full.build.dir);
   const build = dir.startsWith('..') ? full.build : { ...full.build, dir };
