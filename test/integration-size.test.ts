@@ -82,6 +82,11 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
       // A strong definition wins over a weak one (init/version.c's init_uts_ns is weak).
       const uts = below(r.ram, 'object').filter((o) => findNode(o, 'init_uts_ns'));
       assert.deepEqual(uts.map((o) => o.name), ['init/version-timestamp.o']);
+      // Statics of the same name and size in files of the same name (fs/inode.c, fs/proc/inode.c): each to its own object.
+      const inits = elf.symbols.filter((x) => x.name === 'init_once' && x.size > 0);
+      const initNodes = below(r.flash, 'object').filter((o) => findNode(o, 'init_once'));
+      assert.equal(initNodes.length, inits.length, `init_once in ${initNodes.map((o) => o.name).join(', ')}`);
+      for (const o of initNodes) assert.equal(findNode(o, 'init_once')!.bytes, inits[0]!.size, o.name);
       // An assembler label stays inside its own object's section: the empty root DTB's end marker owns nothing past it.
       for (const o of below(r.flash, 'object')) {
         const end = findNode(o, '__dtb_empty_root_end');
