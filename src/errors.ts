@@ -71,6 +71,11 @@ export function shown(data: string, max = 60): string {
   return `'${esc}'${data.length > max ? ` (+${data.length - max} more)` : ''}`;
 }
 
+/** The first line of an error's message, quoted as by shown(): one line, whatever a parser put in it. */
+export function firstLine(err: unknown): string {
+  return shown((err as Error).message.split('\n')[0] ?? '', 100);
+}
+
 /** A duration for messages: whole seconds when it is some, else milliseconds. */
 export function formatMs(ms: number): string {
   return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;

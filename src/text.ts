@@ -9,6 +9,11 @@ export function hex(n: number, digits = 0): string {
   return `0x${(n >>> 0).toString(16).padStart(digits, '0')}`;
 }
 
+/** A whole number with thousands separators: 2,725,980. */
+export function thousands(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
 export type Align = 'l' | 'r';
 
 export interface TableStyle {

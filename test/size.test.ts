@@ -64,7 +64,6 @@ describe('size attribution of an address range', () => {
   it('weighs only what was linked: objects with a symbol in vmlinux, jump tables of functions that survived', () => {
     const index: ObjectIndex = {
       defs: new Map(),
-      objects: 3,
       unnamedRodata: new Map([
         ['net/core/filter.o', { always: 100, byFunction: new Map([['kept_fn', 40], ['dropped_fn', 5000]]) }],
         ['lib/unused.o', { always: 700, byFunction: new Map() }],

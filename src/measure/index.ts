@@ -25,6 +25,7 @@ import {
 } from './memory.ts';
 import { findMinRam, type Attempt } from './minram.ts';
 import { checkResults, RESULTS_SCHEMA, type MinRamOf, type RamAtSize, type Results } from './schema.ts';
+import { thousands } from '../text.ts';
 
 /**
  * `xip measure`: what XIP buys, against the stock kernel of the same config,
@@ -95,9 +96,8 @@ export function judgeTargets(r: Results): Target[] {
   return out;
 }
 
-export function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
+/** Whole numbers in the tables: 2,725,980. */
+export const fmtInt = thousands;
 function pct(a: number, b: number): string {
   return `${(((b - a) / b) * 100).toFixed(1)}% less`;
 }

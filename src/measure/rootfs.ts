@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../fsutil.ts';
 import { readImageReport } from '../image/stage.ts';
 import { info } from '../log.ts';
 import { build, image, bootBuilt } from '../pipeline.ts';
-import { renderTable } from '../text.ts';
+import { renderTable, thousands } from '../text.ts';
 import { getProfile } from '../userspace/profiles.ts';
 import { PROFILE_WORKLOAD, recordProfile } from '../userspace/record.ts';
 import { routerBootSession } from '../userspace/routerboot.ts';
@@ -118,7 +118,7 @@ export async function measureRoots(o: { toolchain: Toolchain; memMiB?: number; m
 }
 
 export function formatRoots(r: RootResults): string {
-  const n = (x: number) => x.toLocaleString('en-US');
+  const n = thousands;
   return renderTable(
     ['root', 'userspace', 'root bytes in flash', 'of it in place', 'flash used (chip)', `MemAvailable at ${r.rows[0]?.memMiB ?? '?'} MiB`, 'MemFree', 'minimum RAM'],
     r.rows.map((x) => [x.what, `\`${x.userspace}\``, n(x.rootBytes), n(x.xipBytes), n(x.flashUsed), `${n(x.memAvailableKiB)} kB`, `${n(x.memFreeKiB)} kB`, x.minKiB === undefined ? 'not searched' : `${n(x.minKiB)} KiB`]),

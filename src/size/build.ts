@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { readElf } from '../elf/elf32.ts';
-import { badInput, shown } from '../errors.ts';
+import { badInput, firstLine } from '../errors.ts';
 import type { ImageReport } from '../image/index.ts';
 import { SHF, SHT } from '../elf/elf32.ts';
 import { attributeRange, rodataWeights, shareUnnamed, indexObjects, kernelSymbols, loadPhys, node, type PlacedSymbol, ramSections, type Span } from './kernel.ts';
@@ -14,9 +14,6 @@ const KERNEL_REGIONS = new Set(['kernel text', 'rodata + tables', 'init code + t
 
 /** Sections that RAM gives back after boot (free_initmem). */
 const FREED_AFTER_BOOT = /^\.init\./;
-
-/** The first line of an error, as a message part: one line, whatever the parser put in it. */
-export const firstLine = (err: unknown) => shown((err as Error).message.split('\n')[0] ?? '', 100);
 
 function readJson<T>(path: string): T {
   try {

@@ -1,3 +1,4 @@
+import { sumBy, withObject } from './tree.ts';
 import type { SizeNode, SizeReport } from './types.ts';
 
 /**
@@ -54,21 +55,6 @@ export function flashUsedOf(r: SizeReport): number | undefined {
   return (r.flash.children ?? []).filter((c) => c.kind !== 'free').reduce((n, c) => n + c.bytes, 0);
 }
 
-/** Sum the nodes of one kind below the root, by a key made from the path to them. */
-function sumBy(root: SizeNode | undefined, pick: (n: SizeNode, path: readonly SizeNode[]) => string | undefined): Map<string, number> {
-  const out = new Map<string, number>();
-  const walk = (n: SizeNode, path: SizeNode[]) => {
-    const key = pick(n, path);
-    if (key !== undefined) {
-      out.set(key, (out.get(key) ?? 0) + n.bytes);
-      return;
-    }
-    for (const c of n.children ?? []) walk(c, [...path, n]);
-  };
-  if (root) for (const c of root.children ?? []) walk(c, [root]);
-  return out;
-}
-
 /** A key sumBy drops: free space is not a subsystem. */
 const FREE = '\0free';
 
@@ -103,12 +89,7 @@ export function symbolKey(name: string): string {
 
 /** Symbols by name and object: the same static name in two files stays two symbols. */
 const symbols = (root: SizeNode | undefined) =>
-  sumBy(root, (n, path) => {
-    if (n.kind !== 'symbol') return undefined;
-    const name = symbolKey(n.name);
-    const obj = [...path].reverse().find((p) => p.kind === 'object');
-    return obj ? `${name} [${obj.name}]` : name;
-  });
+  sumBy(root, (n, path) => (n.kind === 'symbol' ? withObject(symbolKey(n.name), path) : undefined));
 const files = (root: SizeNode | undefined) => sumBy(root, (n) => (n.kind === 'file' ? n.name : undefined));
 
 function symbolChanges(a: Map<string, number>, b: Map<string, number>, top: number): SymbolChanges {

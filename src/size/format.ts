@@ -1,29 +1,17 @@
-import { renderTable } from '../text.ts';
+import { renderTable, thousands } from '../text.ts';
 import { buildLabel, type Delta, flashUsedOf, type SizeDiff, type SymbolChanges } from './diff.ts';
+import { nodesOf, sumBy, withObject } from './tree.ts';
 import type { SizeNode, SizeReport } from './types.ts';
 
-const num = (n: number) => n.toLocaleString('en-US');
+const num = thousands;
 const signed = (n: number) => (n > 0 ? `+${num(n)}` : n < 0 ? `-${num(-n)}` : '0');
 const kib = (n: number) => (n / 1024).toFixed(1);
 const pct = (n: number, of: number) => (of > 0 ? `${((n / of) * 100).toFixed(1)}%` : '-');
 const R = ['l', 'r', 'r', 'r'] as const;
 
-/** Nodes of one kind anywhere below the root, largest first. */
-function below(root: SizeNode, kind: SizeNode['kind']): SizeNode[] {
-  const out: SizeNode[] = [];
-  const walk = (n: SizeNode) => (n.kind === kind ? out.push(n) : n.children?.forEach(walk));
-  walk(root);
-  return out.sort((a, b) => b.bytes - a.bytes);
-}
-
-/** Nodes of one kind anywhere below the root, summed by name. */
-export function collect(root: SizeNode | undefined, kind: SizeNode['kind'], keyOf: (n: SizeNode, parents: readonly SizeNode[]) => string = (n) => n.name): { name: string; bytes: number }[] {
-  const sums = new Map<string, number>();
-  const walk = (n: SizeNode, parents: SizeNode[]) => {
-    if (n.kind === kind) sums.set(keyOf(n, parents), (sums.get(keyOf(n, parents)) ?? 0) + n.bytes);
-    else for (const c of n.children ?? []) walk(c, [...parents, n]);
-  };
-  if (root) walk(root, []);
+/** Nodes of one kind anywhere below the root, summed by name (or keyOf), largest first. */
+function collect(root: SizeNode | undefined, kind: SizeNode['kind'], keyOf: (n: SizeNode, path: readonly SizeNode[]) => string = (n) => n.name): { name: string; bytes: number }[] {
+  const sums = sumBy(root, (n, path) => (n.kind === kind ? keyOf(n, path) : undefined));
   return [...sums].map(([name, bytes]) => ({ name, bytes })).sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
 }
 
@@ -35,11 +23,6 @@ function table(title: string, rows: { name: string; bytes: number }[], total: nu
   return `${title}\n${renderTable(['', 'bytes', 'KiB', 'share'], body, { align: R, indent: '  ' })}`;
 }
 
-const symbolKey = (n: SizeNode, parents: readonly SizeNode[]) => {
-  const obj = [...parents].reverse().find((p) => p.kind === 'object');
-  return obj ? `${n.name} [${obj.name}]` : n.name;
-};
-
 function space(label: string, root: SizeNode, top: number): string[] {
   const total = root.bytes;
   const out = [table(`${label}: regions`, (root.children ?? []).map((c) => ({ name: c.name, bytes: c.bytes })), total, 100)];
@@ -47,7 +30,7 @@ function space(label: string, root: SizeNode, top: number): string[] {
   if (subs.length > 0) {
     out.push(table(`${label}: kernel subsystems`, subs, total, top));
     out.push(table(`${label}: object files`, collect(root, 'object'), total, top));
-    out.push(table(`${label}: symbols`, collect(root, 'symbol', symbolKey), total, top));
+    out.push(table(`${label}: symbols`, collect(root, 'symbol', (n, path) => withObject(n.name, path)), total, top));
   }
   return out;
 }
@@ -60,7 +43,7 @@ export function formatSize(r: SizeReport, top = 15): string {
     out.push(`flash: ${num(r.flash.bytes)} bytes, ${num(used)} in use (${pct(used, r.flash.bytes)}), ${num(r.flash.bytes - used)} free`);
     out.push(...space('flash', r.flash, top));
     const fileRows = collect(r.flash, 'file');
-    const files = below(r.flash, 'file');
+    const files = nodesOf(r.flash, 'file');
     if (files.some((x) => x.xipBytes !== undefined)) {
       // A root in flash: what each file keeps in place (executed from flash) against what is compressed.
       const body = files.slice(0, top).map((x) => [x.name, num(x.bytes), num(x.xipBytes ?? 0), num(x.bytes - (x.xipBytes ?? 0))]);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { badInput } from '../errors.ts';
-import { firstLine, sizeOfBuild } from './build.ts';
+import { badInput, firstLine } from '../errors.ts';
+import { sizeOfBuild } from './build.ts';
 import type { SizeNode, SizeReport } from './types.ts';
 
 export { sizeOfBuild, sizeOfBuiltDir } from './build.ts';

@@ -41,7 +41,6 @@ export interface UnnamedRodata {
 export interface ObjectIndex {
   /** name → the objects that define it. */
   defs: Map<string, ObjectDef[]>;
-  objects: number;
   /**
    * Per object, the bytes of its .rodata input sections that no symbol
    * covers: string literals (merged across files by the linker) and
@@ -78,7 +77,6 @@ export function indexObjects(kbuild: string): ObjectIndex {
   if (!existsSync(join(kbuild, 'vmlinux.a'))) throw badInput(`${kbuild}: no vmlinux.a, so no object files to attribute symbols to; build the kernel first (xip build)`);
   const defs: ObjectIndex['defs'] = new Map();
   const unnamedRodata = new Map<string, UnnamedRodata>();
-  let objects = 0;
   for (const m of objectFiles(kbuild)) {
     if (m.data === undefined && !existsSync(m.path)) throw badInput(`${m.path}: object file of the kernel build missing; rebuild the kernel (xip build)`);
     let elf: ElfFile;
@@ -87,7 +85,6 @@ export function indexObjects(kbuild: string): ObjectIndex {
     } catch {
       continue; // not an ELF object (an empty member, a data file)
     }
-    objects++;
     const obj = m.data === undefined ? relative(kbuild, m.path) : m.path;
     const rodata = new Set(elf.sections.filter((x) => x.name.startsWith('.rodata') && (x.flags & SHF.ALLOC) !== 0).map((x) => x.index));
     const unnamed = new Map(elf.sections.filter((x) => rodata.has(x.index)).map((x) => [x.index, x.size]));
@@ -111,7 +108,7 @@ export function indexObjects(kbuild: string): ObjectIndex {
     }
     if (entry.always > 0 || entry.byFunction.size > 0) unnamedRodata.set(obj, entry);
   }
-  return { defs, objects, unnamedRodata };
+  return { defs, unnamedRodata };
 }
 
 /** A vmlinux symbol placed in an address space (physical flash, or RAM virtual) with its object. */

@@ -9,8 +9,9 @@ import { XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { type HtmlReportInput, renderSizeHtml } from './html.ts';
 import type { SizeNode, SizeReport } from './types.ts';
+import { thousands } from '../text.ts';
 
-const num = (n: number) => n.toLocaleString('en-US');
+const num = thousands;
 
 /** Symbols kept per object in the page; the rest become one "(N smaller symbols)" cell, so the page stays small. */
 export const PAGE_SYMBOLS = 12;
@@ -48,9 +49,8 @@ export function htmlInputOf(ctx: BuildContext, generated = new Date()): HtmlRepo
     size,
   };
   if (image) {
-    const base = Math.min(...image.layout.regions.map((r) => r.start));
     input.partitions = image.partitions.map((p) => {
-      const start = base + p.offset;
+      const start = ctx.board.flashPhys + p.offset;
       const end = start + p.size;
       const used = image.layout.regions
         .filter((r) => r.name !== 'free' && r.start >= start && r.end <= end)
