@@ -72,7 +72,7 @@ describe('options and environment', () => {
 
   it('one module per command, in the order of the help', () => {
     const names = buildProgram().commands.map((c) => c.name());
-    assert.deepEqual(names, ['doctor', 'source', 'build', 'flashmap', 'image', 'verify', 'boot', 'run', 'measure', 'measure-rootfs', 'profile', 'bench', 'size', 'report', 'soak', 'series', 'fresh-check']);
+    assert.deepEqual(names, ['doctor', 'source', 'build', 'flashmap', 'image', 'settings', 'verify', 'boot', 'run', 'measure', 'measure-rootfs', 'profile', 'bench', 'size', 'report', 'soak', 'series', 'fresh-check']);
     assert.equal(COMMANDS.length, names.length);
   });
 

@@ -12,6 +12,7 @@ import * as profile from './profile.ts';
 import * as report from './report.ts';
 import * as run from './run.ts';
 import * as series from './series.ts';
+import * as settings from './settings.ts';
 import * as size from './size.ts';
 import * as soak from './soak.ts';
 import * as source from './source.ts';
@@ -22,4 +23,4 @@ import * as verify from './verify.ts';
  * its options (define) and its handler. A handler loads what it needs when
  * it runs, so that starting xip stays cheap.
  */
-export const COMMANDS: readonly CommandModule[] = [doctor, source, build, flashmap, image, verify, boot, run, measure, measureRootfs, profile, bench, size, report, soak, series, freshCheck];
+export const COMMANDS: readonly CommandModule[] = [doctor, source, build, flashmap, image, settings, verify, boot, run, measure, measureRootfs, profile, bench, size, report, soak, series, freshCheck];
