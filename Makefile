@@ -5,7 +5,7 @@
 #   make test         run the whole test suite
 #   make help         list the targets
 
-# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE
+# Variables read by the xip command: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE SETTINGS
 # KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN. Given on the command line
 # (make VARIANT=stock) or in the environment, make passes them on to every
 # recipe by itself; they are not defined here, so an unset variable stays
@@ -109,4 +109,4 @@ distclean: ## remove build/ entirely, node_modules and dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
-	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN'
+	@echo 'Variables: BOARD CONFIG VARIANT TOOLCHAIN LOADER FLASH_MAP USERSPACE SETTINGS KERNEL_SRC KERNEL_TARBALL KERNEL_SHA256 LWRT_ROOTFS DEBIAN'

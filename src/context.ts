@@ -29,6 +29,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  */
 export interface BuildContext {
   repo: string;
+  /** SETTINGS: the user's initial settings for the image (absolute), if given. */
+  settingsFile?: string;
   buildDir: string;
   board: Board;
   /** defconfig file name, e.g. xip_qemu_malta_defconfig (from kernel/configs/). */
@@ -67,6 +69,8 @@ export interface ContextOptions {
   userspace?: string;
   /** LWRT_ROOTFS: a staged rootfs; selects the router config and the 'rootfs' profile unless they are given. */
   rootfs?: string;
+  /** SETTINGS: key=value lines the image's settings partition starts with, over userspace/lwrt/settings.defaults. */
+  settings?: string;
   buildDir?: string;
 }
 
@@ -122,6 +126,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
     loader: board.loader,
     userspace,
     rootfs,
+    settingsFile: opts.settings !== undefined && opts.settings !== '' ? resolve(opts.settings) : undefined,
     variantDir,
     kbuildDir,
     vmlinux: join(kbuildDir, 'vmlinux'),

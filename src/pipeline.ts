@@ -1,7 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext } from './context.ts';
-import { badInput } from './errors.ts';
+import { badInput, EXIT, XipError } from './errors.ts';
+import { checkXipText } from './kernel/xiptext.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info } from './log.ts';
 import { configure } from './kernel/kconfig.ts';
@@ -115,7 +116,8 @@ export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, ca
 
 /** Kernel options the build's userspace needs on top of the defconfig (a root filesystem in flash). */
 export function kconfigExtra(ctx: BuildContext): string {
-  return getProfile(ctx.userspace).flashRootfs ? FLASH_ROOT_KCONFIG : '';
+  const p = getProfile(ctx.userspace);
+  return (p.flashRootfs ? FLASH_ROOT_KCONFIG : '') + (p.kconfig ?? '');
 }
 
 /** Stage 3: .config (defconfig + variant + extra options + initramfs) and make. */
@@ -164,6 +166,7 @@ export async function kernelStage(
       s.update('configuring');
       await configure(ctx, tree, defconfig, u.list, kconfigExtra(ctx));
       await makeKernel(ctx, tree, (t) => s.update(t));
+      checkXipAwareCode(ctx, tree);
       writeFileAtomic(originFile, `${src.originHash}\n`);
       writeFileAtomic(
         join(ctx.variantDir, 'build-info.json'),
@@ -186,6 +189,21 @@ export async function kernelStage(
       return `Linux ${src.version}, log ${ctx.kernelLog}`;
     },
   });
+}
+
+/**
+ * An XIP kernel with MTD_XIP: its flash write path runs from RAM and must
+ * call nothing in flash while the chip is busy. A helper the compiler
+ * emitted out of line into flash would hang the first flash command on the
+ * board; refuse the build instead (src/kernel/xiptext.ts).
+ */
+function checkXipAwareCode(ctx: BuildContext, tree: string): void {
+  const cfg = readFileSync(ctx.dotConfig, 'utf8');
+  if (!/^CONFIG_XIP_KERNEL=y$/m.test(cfg) || !/^CONFIG_MTD_XIP=y$/m.test(cfg)) return;
+  const r = checkXipText(ctx.kbuildDir, tree);
+  if (r.outlined.length === 0) return;
+  const list = r.outlined.map((o) => `${o.object}: ${o.fn}()`).join(', ');
+  throw new XipError(`kernel ${basename(ctx.variantDir)}: the XIP-aware MTD code (in RAM) calls helpers the ${ctx.toolchain} compiler emitted out of line into flash (${list}): the first flash command would hang the kernel; force them inline (__always_inline, as series patches 15 and 16 do for others) or use another toolchain`, { exitCode: EXIT.failed });
 }
 
 /**

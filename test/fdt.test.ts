@@ -239,6 +239,22 @@ describe('the XIP kernel device tree (xipDeviceTree)', () => {
     assert.deepEqual(Buffer.from(xipDeviceTree(out, opts)), Buffer.from(out));
   });
 
+  it('a writable region gets a cfi-flash map of its own with writable partitions, refused over the rom map', () => {
+    const small = withRom({ size: 0x3d0000, partitions: [{ label: 'rootfs', offset: 0, size: 0x100000 }] });
+    const cfi = { name: 'xip-settings', offset: 0x3e0000, size: 0x20000, partitions: [{ label: 'settings', offset: 0, size: 0x20000 }] };
+    const { root } = parseFdt(xipDeviceTree(MALTA, { ...small, cfi }));
+    const map = node(root, '/flash@1e3e0000');
+    assert.deepEqual(getStrings(map, 'compatible'), ['cfi-flash']);
+    assert.deepEqual(getU32s(map, 'reg'), [0x1e3e0000, 0x20000]);
+    assert.equal(getString(map, 'linux,mtd-name'), 'xip-settings');
+    const part = node(map, '/partitions/settings@0');
+    assert.deepEqual(getU32s(part, 'reg'), [0, 0x20000]);
+    assert.equal(part.props.has('read-only'), false, 'the settings partition is writable');
+    assert.equal(getString(node(root, '/flash@1e000000'), 'status'), 'disabled', 'the whole-chip node stays disabled');
+    assert.throws(() => xipDeviceTree(MALTA, { ...small, cfi: { ...cfi, offset: 0x3c0000, size: 0x40000 } }), badInputMatching(/cfi region 'xip-settings' overlaps rom region 'xip-rom'/));
+    assert.throws(() => xipDeviceTree(MALTA, { ...small, cfi: { ...cfi, size: 0x40000 } }), badInputMatching(/cfi region 'xip-settings' \(0x1e3e0000\+0x40000\) is not inside flash node/));
+  });
+
   it('writes reg in two cells where the root has #address-cells = <2>', () => {
     const fdt = parseFdt(MALTA);
     fdt.root.props.set('#address-cells', propU32(2));

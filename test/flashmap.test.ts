@@ -29,7 +29,7 @@ describe('flash maps', () => {
   });
 
   it('mtdparts and the command line name every partition of the map', () => {
-    assert.equal(mtdparts(getBoard('malta')), 'mtdparts=1e000000.flash:4k@0x0(loader)ro,4092k@0x1000(kernel)ro');
+    assert.equal(mtdparts(getBoard('malta')), 'mtdparts=1e000000.flash:4k@0x0(loader)ro,3964k@0x1000(kernel)ro,128k@0x3e0000(settings)');
     assert.equal(
       kernelCmdline(getBoard('malta', 'uboot')),
       'console=ttyS0,115200 mtdparts=1e000000.flash:320k@0x0(u-boot)ro,3648k@0x50000(kernel)ro,128k@0x3e0000(u-boot-env)',
@@ -49,6 +49,9 @@ describe('flash maps', () => {
     ['no kernel', (p) => [p[0]!, p[2]!], /0 partitions hold the kernel/],
     ['loader not at 0', (p) => [{ ...p[0]!, offset: 0x1000, size: 0xf000 }, p[1]!, p[2]!], /the loader partition must start at offset 0/],
     ['same name twice', (p) => [p[0]!, p[1]!, { ...p[2]!, name: 'kernel' }], /partition name 'kernel' is used twice/],
+    ['writable inside the swapped range', (p) => [p[0]!, { ...p[1]!, size: 0x3c0000 }, { ...p[2]!, offset: 0x3d0000, size: 0x30000 }], /writable partition 'cfg' starts at 0x003d0000, inside the first 0x003e0000 bytes that are word-swapped at every start .* move it to 0x003e0000 or above/],
+    ['settings of one sector', (p) => [p[0]!, p[1]!, { ...p[2]!, content: 'settings' }], /settings partition 'cfg' must be writable and at least two 0x00010000-byte erase sectors/],
+    ['settings read-only', (p) => [p[0]!, { ...p[1]!, size: 0x3d0000 }, { ...p[2]!, offset: 0x3e0000, size: 0x20000, readOnly: true, content: 'settings' }], /settings partition 'cfg' must be writable/],
   ];
   for (const [what, edit, re] of bad) {
     it(`refuses a map with ${what}, naming the partition`, () => {

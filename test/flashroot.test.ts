@@ -49,16 +49,17 @@ describe('root filesystem in flash', () => {
 
   it('the rootfs partition is carved out of the kernel partition after the kernel, on erase sectors, the rest free', () => {
     const board = getBoard('malta');
-    const parts = withRootfsPartition(board, 0x2a0123, 0x123456);
+    const parts = withRootfsPartition(board, 0x2a0123, 0xf3456);
     const k = parts.find((p) => p.content === 'kernel')!;
     const r = parts.find((p) => p.content === 'rootfs')!;
     const f = parts.find((p) => p.name === 'free')!;
     assert.equal(k.offset, 0x1000);
     assert.equal(r.offset, 0x2b0000, 'kernel end 0x2a1123 rounded up to 64 KiB');
     assert.equal(k.offset + k.size, r.offset);
-    assert.equal(r.size, 0x130000);
-    assert.equal(f.offset, 0x3e0000);
-    assert.equal(f.offset + f.size, 0x400000);
+    assert.equal(r.size, 0x100000);
+    assert.equal(f.offset, 0x3b0000);
+    assert.equal(f.offset + f.size, 0x3e0000, 'up to the settings partition');
+    assert.equal(parts.at(-1)!.content, 'settings');
     assert.ok(r.readOnly);
     assert.throws(() => withRootfsPartition(board, 0x2a0123, 0x200000), (e: unknown) => e instanceof XipError && /partition 'kernel' has \d+ bytes after the kernel/.test(e.message));
   });

@@ -111,11 +111,12 @@ describe('flash image layout', () => {
 
   it('takes the whole chip as the budget; says which partition a kernel overflows and by how much', () => {
     assert.equal(flashBudget(malta), 0x400000, 'malta: all 4 MiB (the swapped range is pre-swapped, the rest stored as is)');
-    const room = 0x400000 - 0x1000;
+    // The shim map's kernel partition runs to the settings partition at 0x3e0000.
+    const room = 0x3e0000 - 0x1000;
     assert.doesNotThrow(() => checkFits(room, 0x9fe00000, malta));
     assert.throws(() => checkFits(room + 100, 0x9fe00000, malta), (e: unknown) => {
       assert.ok(e instanceof XipError);
-      assert.match(e.message, /partition 'kernel' \(0x00001000\.\.0x00400000, 4092\.0 KiB\) overflows by 100 bytes/);
+      assert.match(e.message, /partition 'kernel' \(0x00001000\.\.0x003e0000, 3964\.0 KiB\) overflows by 100 bytes/);
       assert.match(e.message, /grow 'kernel' in malta's shim flash map/);
       return true;
     });
@@ -150,7 +151,7 @@ describe('flash image layout', () => {
     const l = describeLayout(full, malta, 0x220, size - 0x1000);
     const names = l.regions.map((r) => r.name);
     assert.deepEqual(names.slice(0, 4), ['boot shim', 'free', 'kernel text', 'rodata + tables']);
-    assert.equal(names.at(-1), 'free');
+    assert.deepEqual(names.slice(-2), ['free', 'settings'], 'the settings partition is reserved, written or not');
     assert.equal(l.regions.at(-1)!.end, malta.flashPhys + malta.flashSize, 'the map runs to the end of the chip');
     assert.equal(l.used, malta.flashSize - l.regions.filter((r) => r.name === 'free').reduce((n, r) => n + r.size, 0));
     const text = l.regions.find((r) => r.name === 'kernel text')!;

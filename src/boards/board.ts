@@ -15,7 +15,7 @@ export function mapOf(loader: Loader): 'shim' | 'uboot' {
 }
 
 /** What a flash partition holds. */
-export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'rootfs', 'free'] as const;
+export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'rootfs', 'settings', 'free'] as const;
 
 /** One partition of the board's flash, as the loader, the image builder, verify and the kernel (mtdparts) see it. */
 export const PartitionSchema = z.object({

@@ -32,6 +32,11 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
       throw badInput(`${where}: writable partition '${p.name}' (${h(p.offset)}+${h(p.size)}) is not whole ${h(board.eraseSize)}-byte erase sectors: align it or make it read-only`);
     }
   }
+  const settings = parts.filter((p) => p.content === 'settings');
+  if (settings.length > 1) throw badInput(`${where}: ${settings.length} partitions hold settings, there may be one`);
+  if (settings[0] && (settings[0].readOnly || settings[0].size < 2 * board.eraseSize)) {
+    throw badInput(`${where}: settings partition '${settings[0].name}' must be writable and at least two ${h(board.eraseSize)}-byte erase sectors (its two slots, docs/settings.md)`);
+  }
   for (const content of ['loader', 'kernel'] as const) {
     const n = parts.filter((p) => p.content === content).length;
     if (n !== 1) throw badInput(`${where}: ${n} partitions hold the ${content}, there must be exactly one`);
@@ -45,6 +50,11 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
       throw badInput(`${where}: partition '${env.name}' must be where U-Boot keeps its environment (offset ${h(want.offset)}, size ${h(want.size)}, built into U-Boot), not ${h(env.offset)}+${h(env.size)}`);
     }
     if (env.readOnly) throw badInput(`${where}: partition '${env.name}' must be writable: U-Boot's saveenv writes it`);
+  }
+  for (const p of parts) {
+    if (!p.readOnly && p.offset < board.loaderSwapBytes) {
+      throw badInput(`${where}: writable partition '${p.name}' starts at ${h(p.offset)}, inside the first ${h(board.loaderSwapBytes)} bytes that are word-swapped at every start (what is written there would come back swapped): move it to ${h(board.loaderSwapBytes)} or above`);
+    }
   }
 }
 
@@ -134,6 +144,7 @@ const CONTENT_TEXT: Record<Partition['content'], string> = {
   'uboot-env': 'U-Boot environment',
   kernel: 'XIP kernel',
   rootfs: 'root filesystem (cramfs, read-only map)',
+  settings: 'settings (two slots, docs/settings.md)',
   free: 'free',
 };
 

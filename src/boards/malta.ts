@@ -24,10 +24,14 @@ export const malta: BoardData = {
   eraseSize: 0x10000,
   loaderSwapBytes: 0x3e0000,
   flashMaps: {
-    // The shim needs one page; the kernel may use the rest of the chip.
+    // The shim needs one page; the kernel (and a root in flash) may use
+    // the chip up to the router's settings: the last two 64 KiB sectors,
+    // beyond the range QEMU swaps at every start (a guest write there
+    // would come back swapped), written by the router (docs/settings.md).
     shim: [
       { name: 'loader', offset: 0x0, size: 0x1000, readOnly: true, content: 'loader' },
-      { name: 'kernel', offset: 0x1000, size: 0x3ff000, readOnly: true, content: 'kernel' },
+      { name: 'kernel', offset: 0x1000, size: 0x3df000, readOnly: true, content: 'kernel' },
+      { name: 'settings', offset: 0x3e0000, size: 0x20000, readOnly: false, content: 'settings' },
     ],
     // U-Boot (about 290 KiB) in five sectors, the XIP uImage after it, and
     // U-Boot's environment where its maltael build keeps it (CONFIG_ENV_ADDR

@@ -6,7 +6,11 @@
  * running kernel): its node stays, disabled. The part of the chip that
  * holds the kernel and the root file system becomes an "mtd-rom" region
  * (physmap's map_rom: plain reads, no commands) with read-only fixed
- * partitions the kernel mounts from.
+ * partitions the kernel mounts from. A writable region (the router's
+ * settings) becomes a "cfi-flash" map of its own: the CFI driver writes it
+ * from RAM with interrupts off (MTD_XIP, series patch 15), and it is a
+ * separate MTD device because a CFI chip whose MTD device is pointed (as
+ * cramfs points its root) refuses writes.
  */
 
 import { badInput } from '../errors.ts';
@@ -18,7 +22,17 @@ export interface XipDeviceTreeOptions {
   /** The CFI chip the kernel executes from: its node (disabled here), physical base and bus width in bytes. */
   flash: { nodePath: string; base: number; bankWidth: number };
   /** The region of the chip mapped as ROM: MTD name, offset and size in the chip, partitions relative to the region. */
-  rom: { name: string; offset: number; size: number; partitions: Array<{ label: string; offset: number; size: number }> };
+  rom: MapRegion;
+  /** A region the kernel writes through the CFI driver (MTD_XIP), its partitions writable. */
+  cfi?: MapRegion;
+}
+
+/** A region of the chip with its own map: MTD name, offset and size in the chip, partitions relative to the region. */
+export interface MapRegion {
+  name: string;
+  offset: number;
+  size: number;
+  partitions: Array<{ label: string; offset: number; size: number }>;
 }
 
 const h = hexWide;
@@ -87,18 +101,63 @@ export function xipDeviceTree(base: Uint8Array, opts: XipDeviceTreeOptions): Uin
   const ac = rootCells(root, '#address-cells');
   const sc = rootCells(root, '#size-cells');
   checkWhole(flash.base, 'flash base');
-  checkWhole(rom.offset, `rom region '${rom.name}' offset`);
-  checkWhole(rom.size, `rom region '${rom.name}' size`);
   if (![1, 2, 4, 8].includes(flash.bankWidth)) throw badInput(`flash bank width ${flash.bankWidth}: it is the bus width in bytes, 1, 2, 4 or 8 (malta: 4)`);
-  if (rom.size === 0) throw badInput(`rom region '${rom.name}' is empty: give it a size`);
-  const address = flash.base + rom.offset;
   // The flash node's reg is in the root's cells when it sits under the root, as on malta.
   const reg = root.children.includes(flashNode) ? rootReg(flashNode, ac, sc) : undefined;
-  if (reg && !reg.some(([a, s]) => address >= a && address + rom.size <= a + s)) {
-    throw badInput(`rom region '${rom.name}' (${h(address)}+${h(rom.size)}) is not inside flash node ${flash.nodePath} (reg ${reg.map(([a, s]) => `${h(a)}+${h(s)}`).join(', ')}): check the flash base and the region's offset and size`);
+  const maps: Array<[string, MapRegion, boolean]> = [['rom', rom, true]];
+  if (opts.cfi) maps.push(['cfi', opts.cfi, false]);
+  for (const [kind, region] of maps) checkRegion(kind, region, flash, reg);
+  if (opts.cfi && opts.cfi.offset < rom.offset + rom.size && rom.offset < opts.cfi.offset + opts.cfi.size) {
+    throw badInput(`cfi region '${opts.cfi.name}' overlaps rom region '${rom.name}': the writable part of the chip needs a map of its own`);
   }
+  for (const [kind, region, readOnly] of maps) {
+    const address = flash.base + region.offset;
+    const mapNode = node(
+      `${kind === 'rom' ? 'rom' : 'flash'}@${address.toString(16)}`,
+      [
+        ['compatible', propString(kind === 'rom' ? 'mtd-rom' : 'cfi-flash')],
+        ['reg', propU32(...cellsOf(address, ac, `${kind} address`), ...cellsOf(region.size, sc, `${kind} size`))],
+        ['bank-width', propU32(flash.bankWidth)],
+        ['linux,mtd-name', propString(region.name)],
+      ],
+      [
+        node(
+          'partitions',
+          [
+            ['compatible', propStrings(['fixed-partitions'])],
+            ['#address-cells', propU32(1)],
+            ['#size-cells', propU32(1)],
+          ],
+          [...region.partitions]
+            .sort((a, b) => a.offset - b.offset)
+            .map((p) =>
+              node(`${p.label}@${p.offset.toString(16)}`, [
+                ['label', propString(p.label)],
+                ['reg', propU32(p.offset, p.size)],
+                ...(readOnly ? [['read-only', new Uint8Array(0)] as [string, Uint8Array]] : []),
+              ]),
+            ),
+        ),
+      ],
+    );
+    const at = root.children.findIndex((c) => c.name === mapNode.name);
+    if (at >= 0) root.children[at] = mapNode;
+    else root.children.push(mapNode);
+  }
+  return serializeFdt(fdt);
+}
 
-  const parts = [...rom.partitions].sort((a, b) => a.offset - b.offset);
+/** A map region's bounds, inside the flash node, and its partitions: whole, inside it, not overlapping. */
+function checkRegion(kind: string, region: MapRegion, flash: XipDeviceTreeOptions['flash'], reg: Array<[number, number]> | undefined): void {
+  const name = `${kind} region '${region.name}'`;
+  checkWhole(region.offset, `${name} offset`);
+  checkWhole(region.size, `${name} size`);
+  if (region.size === 0) throw badInput(`${name} is empty: give it a size`);
+  const address = flash.base + region.offset;
+  if (reg && !reg.some(([a, s]) => address >= a && address + region.size <= a + s)) {
+    throw badInput(`${name} (${h(address)}+${h(region.size)}) is not inside flash node ${flash.nodePath} (reg ${reg.map(([a, s]) => `${h(a)}+${h(s)}`).join(', ')}): check the flash base and the region's offset and size`);
+  }
+  const parts = [...region.partitions].sort((a, b) => a.offset - b.offset);
   let end = 0;
   let prev = '';
   for (const p of parts) {
@@ -107,40 +166,9 @@ export function xipDeviceTree(base: Uint8Array, opts: XipDeviceTreeOptions): Uin
     checkWhole(p.offset, `${what} offset`);
     checkWhole(p.size, `${what} size`);
     if (p.size === 0) throw badInput(`${what} is empty: give it a size`);
-    if (p.offset + p.size > rom.size) throw badInput(`${what} (${h(p.offset)}+${h(p.size)}) ends ${p.offset + p.size - rom.size} bytes past the ${h(rom.size)}-byte rom region '${rom.name}': shrink or move it`);
+    if (p.offset + p.size > region.size) throw badInput(`${what} (${h(p.offset)}+${h(p.size)}) ends ${p.offset + p.size - region.size} bytes past the ${h(region.size)}-byte ${name}: shrink or move it`);
     if (p.offset < end) throw badInput(`${what} at ${h(p.offset)} overlaps partition '${prev}' (ends at ${h(end)}): partitions must not overlap`);
     end = p.offset + p.size;
     prev = p.label;
   }
-
-  const romNode = node(
-    `rom@${address.toString(16)}`,
-    [
-      ['compatible', propString('mtd-rom')],
-      ['reg', propU32(...cellsOf(address, ac, 'rom address'), ...cellsOf(rom.size, sc, 'rom size'))],
-      ['bank-width', propU32(flash.bankWidth)],
-      ['linux,mtd-name', propString(rom.name)],
-    ],
-    [
-      node(
-        'partitions',
-        [
-          ['compatible', propStrings(['fixed-partitions'])],
-          ['#address-cells', propU32(1)],
-          ['#size-cells', propU32(1)],
-        ],
-        parts.map((p) =>
-          node(`${p.label}@${p.offset.toString(16)}`, [
-            ['label', propString(p.label)],
-            ['reg', propU32(p.offset, p.size)],
-            ['read-only', new Uint8Array(0)],
-          ]),
-        ),
-      ),
-    ],
-  );
-  const at = root.children.findIndex((c) => c.name === romNode.name);
-  if (at >= 0) root.children[at] = romNode;
-  else root.children.push(romNode);
-  return serializeFdt(fdt);
 }

@@ -20,6 +20,7 @@ export interface GlobalOptions {
   flashMap?: string;
   userspace?: string;
   lwrtRootfs?: string;
+  settings?: string;
   kernelSrc?: string;
   kernelTarball?: string;
   kernelSha256?: string;
@@ -71,6 +72,7 @@ export function addGlobalOptions(cmd: Command): Command {
     .addOption(fromEnv(new Option('--flash-map <file.json>', "partitions (JSON) instead of the board's map for the loader; the kernel is linked where it says"), 'FLASH_MAP'))
     .addOption(fromEnv(new Option('--userspace <profile>', `userspace profile: ${profileNames().join(', ')} (router-xip, router-cramfs: root filesystem in flash; default: the config's own)`), 'USERSPACE'))
     .addOption(fromEnv(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (implies the router config)'), 'LWRT_ROOTFS'))
+    .addOption(fromEnv(new Option('--settings <file>', "key=value lines the image's settings partition starts with (root-in-flash routers; over userspace/lwrt/settings.defaults)"), 'SETTINGS'))
     .addOption(fromEnv(new Option('--kernel-src <dir>', 'kernel tree to copy and use'), 'KERNEL_SRC'))
     .addOption(fromEnv(new Option('--kernel-tarball <file>', 'kernel tarball to use'), 'KERNEL_TARBALL'))
     .addOption(fromEnv(new Option('--kernel-sha256 <hex>', 'expected sha256 of it'), 'KERNEL_SHA256'))
@@ -118,6 +120,7 @@ export function contextFrom(o: GlobalOptions, extra: ContextOptions = {}): Build
     flashMap: o.flashMap,
     userspace: o.userspace,
     rootfs: o.lwrtRootfs,
+    settings: o.settings,
     buildDir: o.buildDir,
     ...extra,
   });

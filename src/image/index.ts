@@ -5,6 +5,7 @@ import { kernelCmdline, kernelPartition, ubootKernelAddress, withRootfsPartition
 import { xipDeviceTree } from '../boards/xipdtb.ts';
 import { userspacePaths, type BuildContext } from '../context.ts';
 import { FLASH_ROOT_CMDLINE, ROOTFS_PARTITION, rootfsImagePath } from '../userspace/flashroot.ts';
+import { initialSettings } from '../settings/initial.ts';
 import { checkFlashRootLoader, getProfile } from '../userspace/profiles.ts';
 import { PF, readElf } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
@@ -38,6 +39,8 @@ export interface ImageReport {
   deviceTree?: { address: number; bytes: number; bootargs: string };
   /** The root filesystem in flash (cramfs) and its partition. */
   rootfs?: { partition: string; offset: number; bytes: number };
+  /** The settings partition's first contents (keys only: the admin token is a secret), when the image has them. */
+  settings?: { partition: string; offset: number; keys: string[] };
   /** The kernel's data is stored deflated (CONFIG_XIP_DEFLATED_DATA). */
   deflated: boolean;
   layout: Layout;
@@ -92,10 +95,16 @@ function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; 
   if (over) {
     throw badInput(`the root's read-only map (${window} bytes from ${hex(root.offset, 6)}, a power of two for physmap) covers partition '${over.name}': leave free flash after the rootfs partition up to that size`);
   }
+  // The settings partition: a CFI map of its own, written by the router (docs/settings.md).
+  const settings = partitionOf(board.partitions, 'settings');
+  if (settings && (settings.size & (settings.size - 1)) !== 0) {
+    throw badInput(`settings partition '${settings.name}' is ${settings.size} bytes: physmap maps a power of two, so make it one (e.g. two 64 KiB sectors)`);
+  }
   const blob = xipDeviceTree(new Uint8Array(readFileSync(base)), {
     bootargs,
     flash: { nodePath: dt.flashNode, base: board.flashPhys, bankWidth: dt.bankWidth },
     rom: { name: 'xip-rom', offset: root.offset, size: window, partitions: [{ label: ROOTFS_PARTITION, offset: 0, size: root.size }] },
+    cfi: settings ? { name: 'xip-settings', offset: settings.offset, size: settings.size, partitions: [{ label: settings.name, offset: 0, size: settings.size }] } : undefined,
   });
   return { blob, bootargs };
 }
@@ -192,6 +201,14 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   contents.push({ partition: kernelPart, bytes: kernelBytes });
   const rootPart = partitionOf(board.partitions, 'rootfs');
   if (rootfsBytes && rootPart) contents.push({ partition: rootPart, bytes: rootfsBytes });
+  // A router with its root in flash keeps its settings there (docs/settings.md); other builds leave the partition erased.
+  const settingsPart = partitionOf(board.partitions, 'settings');
+  let settingsKeys: string[] | undefined;
+  if (flashRoot && settingsPart) {
+    const first = initialSettings(ctx, settingsPart);
+    contents.push({ partition: settingsPart, bytes: first.bytes });
+    settingsKeys = Object.keys(first.settings);
+  }
   const image = assembleFlash(contents, board);
   writeFileAtomic(ctx.imagePath, image);
   const deflatedEnd = kernel.deflated ? board.xipPhys + kernel.bytes.length : undefined;
@@ -207,6 +224,7 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     uimage,
     deviceTree,
     rootfs: rootfsBytes && rootPart ? { partition: rootPart.name, offset: rootPart.offset, bytes: rootfsBytes.length } : undefined,
+    settings: settingsPart && settingsKeys ? { partition: settingsPart.name, offset: settingsPart.offset, keys: settingsKeys } : undefined,
     deflated: kernel.deflated,
     layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
   };

@@ -10,6 +10,7 @@ import { ubootPin } from './uboot.ts';
 import { userspacePaths } from '../context.ts';
 import { rootfsImagePath } from '../userspace/flashroot.ts';
 import { getProfile } from '../userspace/profiles.ts';
+import { settingsDefaultsPath } from '../settings/initial.ts';
 
 /** Where the image build leaves its report (layout map, sizes), read back when up to date. */
 export function imageReportPath(ctx: BuildContext): string {
@@ -52,6 +53,9 @@ export async function imageStage(
       // A root in flash: its cramfs, and the kernel build's device tree the shim's is made from.
       if (getProfile(ctx.userspace).flashRootfs) {
         h.file('rootfs.cramfs', rootfsImagePath(userspacePaths(ctx).dir));
+        // Its settings partition's first contents.
+        h.file('settings.defaults', settingsDefaultsPath(ctx.repo));
+        if (ctx.settingsFile !== undefined) h.file('settings', ctx.settingsFile);
         if (ctx.board.deviceTree) h.file('board.dtb', join(ctx.kbuildDir, ctx.board.deviceTree.dtb));
       }
     },

@@ -33,7 +33,10 @@ export const FLASH_ROOT_CMDLINE = `root=mtd:${ROOTFS_PARTITION} rootfstype=cramf
  * mtd-rom binding and fixed partitions from the device tree (map_rom sends
  * the chip no commands and supports point(), which cramfs needs to map
  * pages), cramfs on MTD only (no block layer), and the command line from
- * the device tree the loader passes (UHI, series patch 13).
+ * the device tree the loader passes (UHI, series patch 13). For the
+ * settings partition: the CFI driver for malta's Intel command-set chip
+ * with its XIP-aware write path (MTD_XIP, series patches 14-15: probe,
+ * program and erase run from RAM with interrupts off); /dev/mtdN is always built.
  */
 export const FLASH_ROOT_KCONFIG = [
   'CONFIG_MTD=y',
@@ -41,8 +44,12 @@ export const FLASH_ROOT_KCONFIG = [
   'CONFIG_MTD_PHYSMAP=y',
   'CONFIG_MTD_PHYSMAP_OF=y',
   'CONFIG_MTD_ROM=y',
-  '# CONFIG_MTD_CFI is not set',
+  'CONFIG_MTD_CFI=y',
+  'CONFIG_MTD_CFI_INTELEXT=y',
+  '# CONFIG_MTD_CFI_AMDSTD is not set',
+  '# CONFIG_MTD_CFI_STAA is not set',
   '# CONFIG_MTD_JEDECPROBE is not set',
+  'CONFIG_MTD_XIP=y',
   'CONFIG_MISC_FILESYSTEMS=y',
   'CONFIG_CRAMFS=y',
   'CONFIG_CRAMFS_MTD=y',

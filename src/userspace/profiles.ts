@@ -2,7 +2,7 @@ import type { BuildContext } from '../context.ts';
 import { badInput } from '../errors.ts';
 import { initBoot, initBuild } from './init.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
-import { rootfsBoot, rootfsBuild, routerBoot, routerBuild, routerCramfsBuild, routerProfiledBuild, routerXipBuild } from './router.ts';
+import { rootfsBoot, rootfsBuild, routerBoot, routerBuild, routerCramfsBuild, routerProfiledBuild, routerUnsafeBuild, routerXipBuild } from './router.ts';
 import { stressBoot, stressBuild } from './stress.ts';
 
 export type { BootExpectation, BootSession, UserspaceBuild } from './types.ts';
@@ -23,6 +23,7 @@ const PROFILES = new Map<string, { build: UserspaceBuild; boot: BootExpectation 
     { build: routerXipBuild, boot: routerBoot },
     { build: routerCramfsBuild, boot: routerBoot },
     { build: routerProfiledBuild, boot: routerBoot },
+    { build: routerUnsafeBuild, boot: routerBoot },
   ].map((p) => [p.build.name, p]),
 );
 

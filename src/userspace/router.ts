@@ -149,12 +149,15 @@ export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };
  * without user-space XIP: every page that runs is copied into RAM);
  * 'router-profiled' stores in place only the code pages an execution
  * profile saw used (xipprofile.ts). Each also gets the guest tool
- * /usr/sbin/resident and the CGIs of userspace/lwrt/flashroot/, which
+ * /usr/sbin/resident, /usr/sbin/xset (the settings, docs/settings.md) and
+ * the CGIs of userspace/lwrt/flashroot/; `resident` is what
  * `xip profile` reads.
  */
-export function flashRootTools(repo: string): { resident: string; header: string; lds: string; overlay: string } {
+export function flashRootTools(repo: string): { resident: string; xset: string; header: string; lds: string; overlay: string } {
   return {
     resident: join(repo, 'userspace', 'lwrt', 'tools', 'resident.c'),
+    // The settings tool (docs/settings.md): /usr/sbin/xset.
+    xset: join(repo, 'userspace', 'lwrt', 'tools', 'xset.c'),
     // The system calls and output helpers it shares with the stress programs.
     header: join(repo, 'userspace', 'stress', 'sys.h'),
     lds: join(repo, 'userspace', 'init.lds'),
@@ -173,6 +176,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       const t = flashRootTools(ctx.repo);
       hashToolchainAndBoard(h, ctx);
       h.file('resident.c', t.resident);
+      h.file('xset.c', t.xset);
       h.file('sys.h', t.header);
       h.file('init.lds', t.lds);
       h.tree('userspace/lwrt/flashroot', t.overlay);
@@ -185,6 +189,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
       const t = flashRootTools(ctx.repo);
       await buildFreestanding(ctx, { what: 'resident', sources: [t.resident], lds: t.lds }, join(staged, 'usr', 'sbin', 'resident'));
+      await buildFreestanding(ctx, { what: 'xset', sources: [t.xset], lds: t.lds }, join(staged, 'usr', 'sbin', 'xset'));
       copyTree(t.overlay, staged);
       const fs = mkcramfs(rootfsEntries(staged, { what: 'router rootfs' }), {
         endian: ctx.board.endian,
@@ -210,6 +215,17 @@ export const routerProfiledBuild = flashRouter(
   'profile',
   'LWRT router with its root in flash (cramfs over MTD): only the code pages an execution profile saw used execute in place (xip profile)',
 );
+/**
+ * The control of the settings test: router-xip with MTD_XIP off, so the
+ * CFI driver's probe, program and erase run from the flash they command.
+ * Its boot must hang at the probe of the settings partition (the chip
+ * answers CFI queries where the kernel's instructions were); if it boots,
+ * the settings test proves nothing.
+ */
+export const routerUnsafeBuild: UserspaceBuild = {
+  ...flashRouter('router-unsafe', 'text', 'control: router-xip with MTD_XIP off (the flash write path runs from the chip it commands): its boot must hang'),
+  kconfig: '# CONFIG_MTD_XIP is not set\n',
+};
 export const routerCramfsBuild = flashRouter(
   'router-cramfs',
   'none',

@@ -28,6 +28,8 @@ export interface UserspaceBuild {
    * only what the kernel needs before it mounts that root.
    */
   flashRootfs?: FlashRootfs;
+  /** Kernel options this profile sets on top of the root-in-flash ones (a control build). */
+  kconfig?: string;
   /** Build what the initramfs needs under dir; return its entries. */
   build(ctx: BuildContext, dir: string): Promise<InitramfsEntry[]>;
 }

@@ -19,6 +19,7 @@ import { regOf } from '../boards/xipdtb.ts';
 import { readCramfs } from '../userspace/cramfs.ts';
 import { SHIM_DTB_OFFSET } from '../image/shim.ts';
 import { hex } from '../text.ts';
+import { readSettings } from '../settings/format.ts';
 
 /**
  * With CONFIG_XIP_DEFLATED_DATA the writable segment's load image in flash
@@ -103,7 +104,10 @@ export const SHIM_TARGET_OFFSET = 0x20;
  * in the loader partition, 8-byte aligned, and parse; every mtd-rom map it
  * describes must stay off the kernel's flash, from its start to the end of
  * what it stores (the kernel claims that range), and hold a cramfs that
- * reads back whole.
+ * reads back whole. A cfi-flash map (the CFI driver writes through it, from
+ * RAM: MTD_XIP) must be exactly a writable partition of the board's map,
+ * off the kernel and off every mtd-rom map (a pointed CFI device refuses
+ * writes, and a command to the chip reaches whatever else is on it).
  */
 function checkShimDeviceTree(img: Uint8Array, address: number, board: Board, kernelEnd: number): { problems: string[]; text: string } {
   const loader = board.partitions.find((p) => p.content === 'loader')!;
@@ -139,10 +143,43 @@ function checkShimDeviceTree(img: Uint8Array, address: number, board: Board, ker
         problems.push(`device tree node ${n.name}: no valid cramfs at ${hex(start)}: ${(e as Error).message}`);
       }
     }
+    const romRegs = fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('mtd-rom')).flatMap((c) => regOf(fdt.root, c) ?? []);
+    for (const n of fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('cfi-flash') && getString(c, 'status') !== 'disabled')) {
+      roms.push(n.name);
+      const reg = regOf(fdt.root, n);
+      if (!reg || reg.length !== 1) {
+        problems.push(`device tree node ${n.name}: reg is not one (address, size) pair`);
+        continue;
+      }
+      const [start, size] = reg[0]!;
+      if (start < kernelEnd && start + size > board.xipPhys) problems.push(`device tree node ${n.name} (cfi-flash) maps ${hex(start)}+${hex(size)}, over the kernel's flash (${hex(board.xipPhys)}..${hex(kernelEnd)})`);
+      if (romRegs.some(([s, z]) => start < s + z && s < start + size)) problems.push(`device tree node ${n.name} (cfi-flash) overlaps an mtd-rom map: the writable part of the chip needs a map of its own`);
+      const part = board.partitions.find((p) => board.flashPhys + p.offset === start && p.size === size);
+      if (!part || part.readOnly) problems.push(`device tree node ${n.name} (cfi-flash) maps ${hex(start)}+${hex(size)}, which is not a writable partition of the flash map: the CFI driver would write there`);
+    }
   } catch (e) {
     problems.push((e as Error).message);
   }
   return { problems, text: `device tree at ${hex(address)} (${roms.join(', ') || 'no mtd-rom map'})` };
+}
+
+/** The settings partition (docs/settings.md): erased, or a current slot that reads back; a slot with the magic that fails its checks, with no valid one, is a problem. */
+function checkSettings(img: Uint8Array, board: Board): { problem?: string; text?: string } {
+  const part = board.partitions.find((p) => p.content === 'settings');
+  if (!part || img.length < part.offset + part.size) return {};
+  const bytes = img.subarray(part.offset, part.offset + part.size);
+  if (bytes.every((b) => b === 0xff)) return { text: `settings '${part.name}' erased` };
+  try {
+    const s = readSettings(bytes, board.eraseSize);
+    const states = s.slots.map((x, i) => `slot ${i}: ${x.valid ? 'valid' : x.reason}`).join(', ');
+    if (s.slot === undefined) {
+      const damaged = s.slots.some((x) => !x.valid && !['erased', 'no magic', 'bad magic'].includes(x.reason));
+      return damaged ? { problem: `settings partition '${part.name}' has a damaged slot and no valid one (${states})` } : { text: `settings '${part.name}' hold no slot (${states})` };
+    }
+    return { text: `settings '${part.name}' slot ${s.slot} seq ${s.seq}, ${Object.keys(s.settings).length} keys` };
+  } catch (e) {
+    return { problem: `settings partition '${part.name}': ${(e as Error).message}` };
+  }
 }
 
 function flagsText(f: number): string {
@@ -525,6 +562,9 @@ export function rule5(inp: RuleInputs): RuleResult {
       loaderText += `; ${dt.text}`;
     }
   } else problems.push(`image of ${img.length} bytes is too short for the shim header`);
+  const settings = checkSettings(img, inp.board);
+  if (settings.problem) problems.push(settings.problem);
+  else if (settings.text) loaderText += `; ${settings.text}`;
   const data = { imageSize: img.length, unswapped: Math.min(img.length, inp.board.loaderSwapBytes), segments: compared, bytesCompared: total, shimMagic: magic, shimTarget: target, kernelEntry: entry };
   if (problems.length === 0) {
     return {
