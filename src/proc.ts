@@ -28,6 +28,8 @@ export interface RunOptions {
   what?: string;
   /** Stop the process early: on abort it is ended like on a timeout (SIGTERM, then SIGKILL). */
   abort?: AbortSignal;
+  /** On abort, SIGKILL the process group at once, with no grace (a power cut). */
+  kill?: AbortSignal;
   /** Give the process this terminal's standard input (interactive programs); ignored when `input` is set. */
   inheritStdin?: boolean;
   /** Called with every raw output chunk as it arrives (e.g. to echo it to a terminal). */
@@ -166,6 +168,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const onAbort = () => stop();
     if (opts.abort?.aborted) stop();
     else opts.abort?.addEventListener('abort', onAbort, { once: true });
+    const onKill = () => signalGroup(child.pid, 'SIGKILL');
+    if (opts.kill?.aborted) onKill();
+    else opts.kill?.addEventListener('abort', onKill, { once: true });
 
     const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       const text = chunk.toString('utf8');
@@ -195,6 +200,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.on('error', (err: NodeJS.ErrnoException) => {
       live.delete(child);
       opts.abort?.removeEventListener('abort', onAbort);
+      opts.kill?.removeEventListener('abort', onKill);
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       logStream?.end();
@@ -209,6 +215,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.on('close', (code, signal) => {
       live.delete(child);
       opts.abort?.removeEventListener('abort', onAbort);
+      opts.kill?.removeEventListener('abort', onKill);
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       if (partial) {

@@ -45,6 +45,8 @@ export interface BootOptions {
   onLine?: (line: string) => void;
   /** `xip run`: the terminal's stdin goes to the guest console, output is echoed. */
   interactive?: boolean;
+  /** Cut the power: on abort QEMU gets SIGKILL at once (what it was writing to a -drive if=pflash file stays as far as it got). */
+  powerCut?: AbortSignal;
 }
 
 export interface DialogStep {
@@ -134,6 +136,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
       timeoutMs,
       allowFailure: true,
       abort: stopper.signal,
+      kill: o.powerCut,
       what: `QEMU boot (${o.variant}, ${o.memMiB} MiB)`,
       inheritStdin: o.interactive === true,
       onData: o.interactive ? (chunk) => process.stdout.write(chunk) : dialog?.feed,

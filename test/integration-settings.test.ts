@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { mergeEnv } from '../src/cli.ts';
+import { makeContext, type Toolchain } from '../src/context.ts';
+import { jobs, kernelEnv, makeVars } from '../src/kernel/kbuild.ts';
+import { sourcePaths } from '../src/kernel/source.ts';
+import { checkXipText } from '../src/kernel/xiptext.ts';
+import { run } from '../src/proc.ts';
+import { readImageReport } from '../src/image/stage.ts';
+import { bootBuilt } from '../src/pipeline.ts';
+import { readSettings } from '../src/settings/format.ts';
+import { powerCutTest } from '../src/settings/powercut.ts';
+import { xipLogged } from './fixtures/cli.ts';
+
+/**
+ * Settings on the flash chip the kernel executes from (docs/settings.md,
+ * series patches 14-16: MTD_XIP for MIPS). The router with its root in
+ * flash keeps them in the settings partition at 0x3e0000, written by its
+ * CFI driver from RAM with interrupts off while the kernel runs from the
+ * same chip (the boot is from the flash image alone, -drive if=pflash on a
+ * copy, so writes persist as on a board).
+ *
+ * What makes it fail: a write path that runs from the chip it commands
+ * hangs the kernel in QEMU, as on a board: the control (router-unsafe, the
+ * same kernel with MTD_XIP off) must hang at the CFI probe of the settings
+ * partition. Then a clean write survives a power-off, the kernel is seen
+ * executing from flash during a burst of writes, and N power cuts at
+ * random moments of a write each leave the old or the new value.
+ */
+const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+const config = 'lwrt_qemu_malta_defconfig';
+const runs = Number(process.env.XIP_POWERCUT_RUNS ?? 50);
+// The other compiler (llvm is clang again, with other binutils): what it inlines decides whether the RAM code calls into flash.
+const others: Toolchain[] = toolchain === 'gcc' ? ['clang'] : ['gcc'];
+
+const cli = (userspace: string, args: string[], timeoutMs: number) =>
+  xipLogged(['--config', config, '--toolchain', toolchain, '--variant', 'xip', '--userspace', userspace, ...args], timeoutMs);
+
+describe(`settings on the flash the kernel executes from (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
+  it('router-xip: the kernel has the CFI driver with MTD_XIP; the image starts its settings partition with the defaults and an admin token', async () => {
+    const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-xip' });
+    let r = await cli('router-xip', ['build'], 40 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    r = await cli('router-xip', ['image'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    const cfg = readFileSync(ctx.dotConfig, 'utf8');
+    for (const s of ['MTD_CFI', 'MTD_CFI_INTELEXT', 'MTD_XIP', 'ARCH_MTD_XIP']) assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
+    const report = readImageReport(ctx);
+    const part = ctx.board.partitions.find((p) => p.content === 'settings');
+    assert.ok(part && report?.settings, 'a settings partition with first contents');
+    assert.ok(part.offset >= ctx.board.loaderSwapBytes, 'beyond the range QEMU swaps');
+    const bytes = new Uint8Array(readFileSync(ctx.imagePath)).subarray(part.offset, part.offset + part.size);
+    const s = readSettings(bytes, ctx.board.eraseSize);
+    assert.equal(s.seq, 1);
+    assert.equal(s.settings.hostname, 'lwrt');
+    assert.match(s.settings.admin_token ?? '', /^[0-9a-f]{24}$/);
+    // The build's own guard ran (src/kernel/xiptext.ts): no helper of the RAM code was left in flash.
+    const x = checkXipText(ctx.kbuildDir, sourcePaths(ctx.buildDir).tree);
+    assert.deepEqual(x.checked, ['drivers/mtd/chips/cfi_probe.o', 'drivers/mtd/chips/cfi_util.o', 'drivers/mtd/chips/cfi_cmdset_0001.o']);
+    assert.deepEqual(x.outlined, []);
+  });
+
+  it(`the other compiler (${others.join(', ')}) leaves no helper of the XIP-aware MTD code in flash either (its objects compiled with the router-xip config)`, async () => {
+    const built = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-xip' });
+    const tree = sourcePaths(built.buildDir).tree;
+    for (const other of others) {
+      const dir = mkdtempSync(join(tmpdir(), `xip-mtdobj-${other}-`));
+      try {
+        const ctx = { ...makeContext({ config, variant: 'xip', toolchain: other, userspace: 'router-xip' }), kbuildDir: dir };
+        copyFileSync(built.dotConfig, join(dir, '.config'));
+        await run('make', [...makeVars(ctx, tree), 'olddefconfig'], { env: kernelEnv(), what: `olddefconfig (${other})` });
+        await run('make', [...makeVars(ctx, tree), `-j${jobs()}`, 'drivers/mtd/chips/'], { env: kernelEnv(), what: `XIP-aware MTD objects (${other})`, log: join(dir, 'make.log') });
+        assert.match(readFileSync(join(dir, '.config'), 'utf8'), /^CONFIG_MTD_XIP=y$/m);
+        const x = checkXipText(dir, tree);
+        assert.equal(x.checked.length, 3, `${other}: ${x.checked.join(', ')}`);
+        assert.deepEqual(x.outlined, [], `${other} emitted these out of line, into flash`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('control: router-unsafe (MTD_XIP off) hangs at the CFI probe of the settings partition, as a board would', async () => {
+    const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-unsafe' });
+    let r = await cli('router-unsafe', ['build'], 40 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    r = await cli('router-unsafe', ['image'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    assert.match(readFileSync(ctx.dotConfig, 'utf8'), /^# CONFIG_MTD_XIP is not set$/m);
+    const dir = mkdtempSync(join(tmpdir(), 'xip-unsafe-'));
+    try {
+      const b = await bootBuilt(ctx, { memMiB: 256, timeoutMs: 40_000, log: join(dir, 'boot.log') });
+      assert.equal(b.ok, false, 'the control booted: a write path running from the flash it commands went unnoticed, so the settings test proves nothing');
+      const log = readFileSync(b.log!, 'utf8');
+      assert.match(log, /physmap-flash 1e3e0000\.flash: physmap platform flash device/, 'it got as far as the settings partition');
+      assert.doesNotMatch(log, /Creating 1 MTD partitions on "xip-settings"/, 'the CFI probe must not have completed');
+      assert.doesNotMatch(log, /LWRT-READY/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`router-xip at -m 256M: a clean write survives a power-off, the kernel executes from flash during writes, and ${runs} power cuts at random moments of a write each leave the old or the new value`, async (t) => {
+    const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-xip' });
+    const dir = mkdtempSync(join(tmpdir(), 'xip-powercut-'));
+    const seed = Number(process.env.XIP_POWERCUT_SEED ?? (Date.now() >>> 0));
+    try {
+      const rep = await powerCutTest({ board: ctx.board, image: ctx.imagePath, vmlinux: ctx.vmlinux, workDir: dir, runs, memMiB: 256, seed });
+      t.diagnostic(`seed ${rep.seed}; clean write ${rep.writeMs} ms (host-observed); ${rep.runs.length} cuts: ${rep.old} old, ${rep.new} new, ${rep.failures} failures; ${rep.midWrite} cut before XSET-DONE reached the host`);
+      t.diagnostic(`PC samples during ${rep.samples.writes} writes: ${rep.samples.total} (kernel flash text ${rep.samples.kernelFlash}, kernel RAM ${rep.samples.kernelRam} of it XIP-aware MTD code ${rep.samples.mtdRam}, user ${rep.samples.user})`);
+      assert.equal(rep.clean.after, rep.clean.wrote);
+      assert.equal(rep.runs.length, runs);
+      const bad = rep.runs.filter((r) => r.outcome !== 'old' && r.outcome !== 'new');
+      assert.deepEqual(bad, [], `runs that lost or corrupted the setting (seed ${rep.seed})`);
+      assert.equal(rep.old + rep.new, runs);
+      assert.ok(rep.samples.kernelFlash > 0);
+      // Cuts fall before and after the write is done: both outcomes must occur, or the delays miss the write.
+      assert.ok(rep.old > 0 && rep.new > 0, `all ${runs} cuts left the ${rep.old > 0 ? 'old' : 'new'} value: the cuts do not land inside writes (seed ${rep.seed})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
