@@ -126,34 +126,34 @@ function checkShimDeviceTree(img: Uint8Array, address: number, board: Board, ker
     const fdt = parseFdt(img.subarray(off, loader.offset + loader.size), `device tree at ${hex(address)}`);
     const chosen = findNode(fdt.root, '/chosen');
     if (!(chosen && getString(chosen, 'bootargs'))) problems.push(`device tree at ${hex(address)} has no /chosen/bootargs: the kernel would boot without a command line`);
-    for (const n of fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('mtd-rom'))) {
+    const kindOf = (c: (typeof fdt.root.children)[number]) => {
+      const compat = getStrings(c, 'compatible') ?? [];
+      return compat.includes('mtd-rom') ? 'mtd-rom' : compat.includes('cfi-flash') && getString(c, 'status') !== 'disabled' ? 'cfi-flash' : undefined;
+    };
+    const maps = fdt.root.children.flatMap((n) => {
+      const kind = kindOf(n);
+      if (!kind) return [];
       roms.push(n.name);
       const reg = regOf(fdt.root, n);
       if (!reg || reg.length !== 1) {
         problems.push(`device tree node ${n.name}: reg is not one (address, size) pair`);
-        continue;
+        return [];
       }
-      const [start, size] = reg[0]!;
+      return [{ n, kind, start: reg[0]![0], size: reg[0]![1] }];
+    });
+    for (const { n, kind, start, size } of maps) {
       // The kernel claims its flash from its start to the end of what it stored: a map over it would not bind.
-      if (start < kernelEnd && start + size > board.xipPhys) problems.push(`device tree node ${n.name} maps ${hex(start)}+${hex(size)}, over the kernel's flash (${hex(board.xipPhys)}..${hex(kernelEnd)}): the kernel claims it`);
-      const at = start - board.flashPhys;
-      try {
-        readCramfs(img.subarray(at, Math.min(img.length, at + size)));
-      } catch (e) {
-        problems.push(`device tree node ${n.name}: no valid cramfs at ${hex(start)}: ${(e as Error).message}`);
-      }
-    }
-    const romRegs = fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('mtd-rom')).flatMap((c) => regOf(fdt.root, c) ?? []);
-    for (const n of fdt.root.children.filter((c) => getStrings(c, 'compatible')?.includes('cfi-flash') && getString(c, 'status') !== 'disabled')) {
-      roms.push(n.name);
-      const reg = regOf(fdt.root, n);
-      if (!reg || reg.length !== 1) {
-        problems.push(`device tree node ${n.name}: reg is not one (address, size) pair`);
+      if (start < kernelEnd && start + size > board.xipPhys) problems.push(`device tree node ${n.name} (${kind}) maps ${hex(start)}+${hex(size)}, over the kernel's flash (${hex(board.xipPhys)}..${hex(kernelEnd)}): the kernel claims it`);
+      if (kind === 'mtd-rom') {
+        const at = start - board.flashPhys;
+        try {
+          readCramfs(img.subarray(at, Math.min(img.length, at + size)));
+        } catch (e) {
+          problems.push(`device tree node ${n.name}: no valid cramfs at ${hex(start)}: ${(e as Error).message}`);
+        }
         continue;
       }
-      const [start, size] = reg[0]!;
-      if (start < kernelEnd && start + size > board.xipPhys) problems.push(`device tree node ${n.name} (cfi-flash) maps ${hex(start)}+${hex(size)}, over the kernel's flash (${hex(board.xipPhys)}..${hex(kernelEnd)})`);
-      if (romRegs.some(([s, z]) => start < s + z && s < start + size)) problems.push(`device tree node ${n.name} (cfi-flash) overlaps an mtd-rom map: the writable part of the chip needs a map of its own`);
+      if (maps.some((m) => m.kind === 'mtd-rom' && start < m.start + m.size && m.start < start + size)) problems.push(`device tree node ${n.name} (cfi-flash) overlaps an mtd-rom map: the writable part of the chip needs a map of its own`);
       const part = board.partitions.find((p) => board.flashPhys + p.offset === start && p.size === size);
       if (!part || part.readOnly) problems.push(`device tree node ${n.name} (cfi-flash) maps ${hex(start)}+${hex(size)}, which is not a writable partition of the flash map: the CFI driver would write there`);
     }
@@ -293,7 +293,7 @@ function placeSymbols(elf: ElfFile, names: readonly string[], inSide: (a: number
 /** Rule 3: sections and generated-code buffers on the right side. */
 export function rule3(inp: RuleInputs): RuleResult {
   const r = boardRanges(inp.board);
-  const title = 'flash holds no writable data, RAM no code except the generated-code buffers';
+  const title = 'flash holds no writable data, RAM no code except the generated-code buffers and the MTD_XIP write path';
   const elf = inp.elf;
   // The buffers are .xiptext input sections, which the generic DATA_DATA puts
   // into .data: the one RAM section allowed to be executable is the one
@@ -337,7 +337,7 @@ export function rule3(inp: RuleInputs): RuleResult {
       id: 3,
       title,
       ok,
-      summary: `${flashCount} sections in flash none writable, ${ramCount} in RAM none code but ${bufferSections.join(', ') || 'none'}, which holds the generated-code buffers; ${RAM_BUFFER_SYMBOLS.length} buffers in RAM, ${FLASH_ENTRY_SYMBOLS.length} entry points in flash`,
+      summary: `${flashCount} sections in flash none writable, ${ramCount} in RAM none code but ${bufferSections.join(', ') || 'none'}, which holds the generated-code buffers (and, with MTD_XIP, the flash write path); ${RAM_BUFFER_SYMBOLS.length} buffers in RAM, ${FLASH_ENTRY_SYMBOLS.length} entry points in flash`,
       details: [],
       data,
     };
