@@ -153,7 +153,7 @@ export const rootfsBoot: BootExpectation = { markers: KERNEL_MARKERS };
  * the CGIs of userspace/lwrt/flashroot/; `resident` is what
  * `xip profile` reads.
  */
-export function flashRootTools(repo: string): { resident: string; xset: string; header: string; lds: string; overlay: string } {
+export function flashRootTools(repo: string): { resident: string; xset: string; header: string; lds: string; toolsLds: string; overlay: string } {
   return {
     resident: join(repo, 'userspace', 'lwrt', 'tools', 'resident.c'),
     // The settings tool (docs/settings.md): /usr/sbin/xset.
@@ -161,6 +161,8 @@ export function flashRootTools(repo: string): { resident: string; xset: string; 
     // The system calls and output helpers it shares with the stress programs.
     header: join(repo, 'userspace', 'stress', 'sys.h'),
     lds: join(repo, 'userspace', 'init.lds'),
+    // xset runs at every boot: its code in a read-only segment of its own, executed in place like busybox's.
+    toolsLds: join(repo, 'userspace', 'lwrt', 'tools', 'tools.lds'),
     overlay: join(repo, 'userspace', 'lwrt', 'flashroot'),
   };
 }
@@ -179,6 +181,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       h.file('xset.c', t.xset);
       h.file('sys.h', t.header);
       h.file('init.lds', t.lds);
+      h.file('tools.lds', t.toolsLds);
       h.tree('userspace/lwrt/flashroot', t.overlay);
       h.value('flashroot-listing', rootfsListing(rootfsEntries(t.overlay, { what: 'userspace/lwrt/flashroot' })));
       if (xip === 'profile') h.file('xip-profile', profilePath(ctx));
@@ -189,7 +192,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
       const t = flashRootTools(ctx.repo);
       await buildFreestanding(ctx, { what: 'resident', sources: [t.resident], lds: t.lds }, join(staged, 'usr', 'sbin', 'resident'));
-      await buildFreestanding(ctx, { what: 'xset', sources: [t.xset], lds: t.lds }, join(staged, 'usr', 'sbin', 'xset'));
+      await buildFreestanding(ctx, { what: 'xset', sources: [t.xset], lds: t.toolsLds }, join(staged, 'usr', 'sbin', 'xset'));
       copyTree(t.overlay, staged);
       const fs = mkcramfs(rootfsEntries(staged, { what: 'router rootfs' }), {
         endian: ctx.board.endian,
