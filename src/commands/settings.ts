@@ -1,4 +1,5 @@
 import { Argument, Option, type Command } from 'commander';
+import { partitionOf } from '../boards/board.ts';
 import { badInput, EXIT, XipError } from '../errors.ts';
 import { contextFrom, type GlobalOptions } from './common.ts';
 
@@ -47,7 +48,7 @@ export async function handler(g: GlobalOptions, o: SettingsCommandOptions, actio
   if (action === 'set' && items.length === 0 && o.unset === undefined) throw badInput('xip settings set: nothing to do; give KEY=VALUE... and/or --unset KEY');
 
   const b = contextFrom(g).board;
-  const part = b.partitions.find((p) => (p.content as string) === 'settings');
+  const part = partitionOf(b.partitions, 'settings');
   if (part === undefined) {
     throw badInput(`${b.name}, loader ${b.loader}: the flash map has no settings partition; use a map that has one (the shim map of malta has one; xip flashmap shows the map)`);
   }
