@@ -16,9 +16,9 @@ describe('XIP-aware code: helpers outlined into flash', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'xip-xiptext-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('finds a header helper the compiler kept out of line, not the driver function called outside the busy window', () => {
-    const kb = join(tmp, 'kbuild', 'drivers', 'mtd', 'chips');
-    const src = join(tmp, 'src', 'drivers', 'mtd', 'chips');
+  for (const sections of [true, false]) it(`finds a header helper the compiler kept out of line, not the driver function called outside the busy window (${sections ? 'a section per function' : 'one .text, found by the addend'})`, () => {
+    const kb = join(tmp, String(sections), 'kbuild', 'drivers', 'mtd', 'chips');
+    const src = join(tmp, String(sections), 'src', 'drivers', 'mtd', 'chips');
     mkdirSync(kb, { recursive: true });
     mkdirSync(src, { recursive: true });
     // What the object was compiled from: a "header" helper, the driver's get_chip(), and a __xipram function calling both.
@@ -32,10 +32,10 @@ describe('XIP-aware code: helpers outlined into flash', () => {
         '',
       ].join('\n'),
     );
-    execFileSync('clang', ['--target=mipsel-linux-gnu', '-march=mips32r2', '-O2', '-ffunction-sections', '-fno-pic', '-mno-abicalls', '-mlong-calls', '-c', c, '-o', join(kb, 'cfi_probe.o')]);
+    execFileSync('clang', ['--target=mipsel-linux-gnu', '-march=mips32r2', '-O2', ...(sections ? ['-ffunction-sections'] : []), '-fno-pic', '-mno-abicalls', '-mlong-calls', '-c', c, '-o', join(kb, 'cfi_probe.o')]);
     // The driver's source defines get_chip() and do_write(), not raw_readl().
     writeFileSync(join(src, 'cfi_probe.c'), '#include <linux/io.h>\nstatic int get_chip(int x)\n{\n\treturn x * 3;\n}\n\nunsigned __xipram do_write(const volatile unsigned *p, int x)\n{\n}\n');
-    const r = checkXipText(join(tmp, 'kbuild'), join(tmp, 'src'));
+    const r = checkXipText(join(tmp, String(sections), 'kbuild'), join(tmp, String(sections), 'src'));
     assert.deepEqual(r.checked, ['drivers/mtd/chips/cfi_probe.o']);
     assert.deepEqual(r.outlined, [{ object: 'drivers/mtd/chips/cfi_probe.o', fn: 'raw_readl' }]);
   });

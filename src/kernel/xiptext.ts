@@ -45,6 +45,11 @@ export interface XipTextCheck {
   outlined: OutlinedHelper[];
 }
 
+/** MIPS relocation types (REL: the addend is in the instruction). */
+const R_MIPS_26 = 4;
+const R_MIPS_HI16 = 5;
+const R_MIPS_LO16 = 6;
+
 /** A compiler's clone suffixes: get_chip.constprop.0 is get_chip. */
 function baseName(name: string): string {
   let n = name;
@@ -74,21 +79,48 @@ export function checkXipText(kbuildDir: string, srcTree: string): XipTextCheck {
     const cfile = join(srcTree, object.replace(/\.o$/, '.c'));
     const source = existsSync(cfile) ? readFileSync(cfile, 'utf8') : '';
     const seen = new Set<string>();
+    const little = elf.endian === 'little';
+    const code = elf.sectionData(xiptext);
+    const insn = (at: number) => new DataView(code.buffer, code.byteOffset, code.byteLength).getUint32(at, little);
+    const note = (fn: string) => {
+      if (seen.has(fn)) return;
+      seen.add(fn);
+      if (!definesFunction(source, fn)) outlined.push({ object, fn });
+    };
     for (const rel of elf.sections.filter((s) => s.type === SHT.REL && s.info === xiptext.index)) {
       const data = elf.sectionData(rel);
       const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-      const little = elf.endian === 'little';
+      // A section-relative %hi waiting for its %lo (the pair of a long call: lui + addiu).
+      let hi: { symIndex: number; value: number } | undefined;
       for (let off = 0; off + 8 <= data.length; off += 8) {
-        const symIndex = dv.getUint32(off + 4, little) >>> 8;
+        const at = dv.getUint32(off, little);
+        const info = dv.getUint32(off + 4, little);
+        const symIndex = info >>> 8;
+        const type = info & 0xff;
         const sym = symIndex > 0 ? elf.symbols[symIndex - 1] : undefined;
         if (!sym || sym.shndx === 0 || sym.shndx >= elf.sections.length) continue;
         const sec = elf.sections[sym.shndx]!;
         if ((sec.flags & SHF.EXECINSTR) === 0 || sec.index === xiptext.index) continue; // not code, or RAM code itself
-        const raw = sym.type === STT.SECTION ? sec.name.replace(/^\.text\.(unlikely\.)?/, '') : sym.name;
-        const fn = baseName(raw === '.text' ? '(.text)' : raw);
-        if (seen.has(fn)) continue;
-        seen.add(fn);
-        if (!definesFunction(source, fn)) outlined.push({ object, fn });
+        if (sym.type !== STT.SECTION) {
+          note(baseName(sym.name));
+          continue;
+        }
+        const named = sec.name.replace(/^\.text\.(unlikely\.)?/, '');
+        if (named !== '.text') {
+          note(baseName(named)); // -ffunction-sections: the section names the function
+          continue;
+        }
+        // One .text for the whole object: the addend in the instruction says where, a function symbol says what.
+        let target: number | undefined;
+        if (type === R_MIPS_26) target = (insn(at) & 0x03ffffff) << 2;
+        else if (type === R_MIPS_HI16) hi = { symIndex, value: (insn(at) & 0xffff) << 16 };
+        else if (type === R_MIPS_LO16 && hi?.symIndex === symIndex) {
+          target = (hi.value + ((insn(at) << 16) >> 16)) >>> 0;
+          hi = undefined;
+        }
+        if (target === undefined) continue;
+        const fnSym = elf.symbols.find((s) => s.shndx === sec.index && s.type === STT.FUNC && target! >= s.value && target! < s.value + Math.max(s.size, 1));
+        note(fnSym ? baseName(fnSym.name) : `.text+0x${target.toString(16)}`);
       }
     }
   }

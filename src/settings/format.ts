@@ -16,6 +16,8 @@ import { badInput, shown } from '../errors.ts';
  */
 export const SETTINGS_MAGIC = 'XST1';
 export const SLOT_HEADER_SIZE = 16;
+/** The fewest bytes one program step writes (two 32-bit words). */
+export const MIN_PROGRAM = 8;
 export const KEY_MAX = 32;
 export const VALUE_MAX = 255;
 
@@ -208,7 +210,7 @@ export interface WritePlan {
   seq: number;
   /** Keys in the new settings. */
   keys: number;
-  /** In order: program the slot's magic to 0, erase the slot, program the payload, the header's seq/len/crc, the magic last. */
+  /** In order: program the slot's magic and seq to 0, erase the slot, program the payload, the header's len/crc, the magic and seq last. */
   steps: WriteStep[];
 }
 
@@ -220,14 +222,16 @@ export function planWrite(partition: Uint8Array, eraseSize: number, settings: Se
   const image = encodeSlot(eraseSize, seq, settings);
   const len = u32le(image, 8);
   const base = slot * eraseSize;
-  // The magic goes to 0 first: an erase torn half-way cannot leave the older slot it held looking valid.
+  // Every program is two 32-bit words or more: QEMU 9 and later lose a one-word buffer write (docs/settings.md).
+  // Magic and seq go to 0 first: an erase torn half-way cannot leave the older slot it held looking valid.
   const steps: WriteStep[] = [
-    { kind: 'program', what: 'invalidate', offset: base, bytes: new Uint8Array(4) },
+    { kind: 'program', what: 'invalidate', offset: base, bytes: new Uint8Array(MIN_PROGRAM) },
     { kind: 'erase', offset: base, length: eraseSize },
   ];
-  if (len > 0) steps.push({ kind: 'program', what: 'payload', offset: base + SLOT_HEADER_SIZE, bytes: image.slice(SLOT_HEADER_SIZE, SLOT_HEADER_SIZE + len) });
-  steps.push({ kind: 'program', what: 'header', offset: base + 4, bytes: image.slice(4, SLOT_HEADER_SIZE) });
-  steps.push({ kind: 'program', what: 'magic', offset: base, bytes: image.slice(0, 4) });
+  // A short payload is padded with 0xff, which programs nothing on erased flash.
+  if (len > 0) steps.push({ kind: 'program', what: 'payload', offset: base + SLOT_HEADER_SIZE, bytes: image.slice(SLOT_HEADER_SIZE, SLOT_HEADER_SIZE + Math.max(len, MIN_PROGRAM)) });
+  steps.push({ kind: 'program', what: 'header', offset: base + 8, bytes: image.slice(8, SLOT_HEADER_SIZE) });
+  steps.push({ kind: 'program', what: 'magic', offset: base, bytes: image.slice(0, 8) });
   return { slot, seq, keys: Object.keys(settings).length, steps };
 }
 

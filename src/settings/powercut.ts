@@ -175,8 +175,10 @@ async function post(port: number, path: string): Promise<HttpAnswer | undefined>
   return undefined;
 }
 
+/** Why a boot went wrong, with the end of its console (the test may remove the log with its directory). */
 function why(g: GuestBoot): string {
-  return `${g.error ?? g.result.failure?.line ?? 'no error'}; console ${g.result.log ?? '?'}`;
+  const tail = (g.result.tail ?? []).slice(-8).join(' | ');
+  return `${g.error ?? g.result.failure?.line ?? 'no error'}; console ${g.result.log ?? '?'}: ... ${tail}`;
 }
 
 /** The code an XIP kernel generates into RAM buffers at boot (series patch 6), not the MTD code. */

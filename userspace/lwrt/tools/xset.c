@@ -11,8 +11,8 @@
  *
  * Two slots, one erase block each, at partition offsets 0 and erasesize. A
  * write goes to the slot that is not current, with the next seq: program its
- * magic to 0, erase it, program the payload, then seq/len/crc, then the magic
- * last, each a write(2)
+ * magic and seq to 0, erase it, program the payload, then len/crc, then the
+ * magic and seq last, each a write(2)
  * of its own to /dev/mtdN (which returns when the chip has programmed it). A
  * power cut at any moment leaves the old slot current or the new one.
  * XSET-BEGIN and XSET-DONE lines on /dev/console mark the write for a test
@@ -49,7 +49,7 @@ enum { VALID, ERASED, NO_MAGIC, BAD_MAGIC, BAD_LEN, BAD_CRC, BAD_LINE };
 
 static long mtd;	/* /dev/mtdN */
 static u32 es;		/* erase size: one slot */
-static const u8 zero4[4];	/* programmed over a slot's magic before its erase */
+static const u8 zero8[8];	/* programmed over a slot's magic and seq before its erase */
 static u8 *blk[2];	/* the slots as read */
 static u32 num[2];	/* BAD_LEN: the length; BAD_LINE: the line */
 static struct out *o;	/* the one output buffer (on main's stack); o->fd says where it goes */
@@ -484,17 +484,24 @@ __attribute__((used, noreturn)) void xset_main(long argc, char **argv)
 
 	off = (u32)t * es;
 	console("XSET-BEGIN seq=", cseq, t);
-	/* Magic to 0 first: a torn erase cannot make the older slot look valid. */
-	at(NR_write, off, zero4, 4, "invalidate slot");
+	/*
+	 * Every program is two words or more (a one-word buffer write is lost
+	 * by QEMU 9 and later; docs/settings.md). Magic and seq to 0 first: a
+	 * torn erase cannot make the older slot look valid.
+	 */
+	at(NR_write, off, zero8, 8, "invalidate slot");
 	e.start = off;
 	e.length = es;
 	r = sc(NR_ioctl, mtd, (long)MEMERASE, (long)&e);
 	if (r < 0)
 		fail(1, "erase slot", 0, -r);
-	if (len)
-		at(NR_write, off + HDR, nb + HDR, len, "program payload");
-	at(NR_write, off + 4, nb + 4, HDR - 4, "program header");
-	at(NR_write, off, nb, 4, "program magic");
+	if (len) {
+		for (i = HDR + len; i < HDR + 8 && i < (long)es; i++)
+			nb[i] = 0xff;	/* erased already: programs nothing */
+		at(NR_write, off + HDR, nb + HDR, len < 8 ? 8 : len, "program payload");
+	}
+	at(NR_write, off + 8, nb + 8, 8, "program header");
+	at(NR_write, off, nb, 8, "program magic");
 	console("XSET-DONE seq=", cseq, -1);
 
 	/* Read the slot back: what was programmed, then 0xff. */
