@@ -162,6 +162,12 @@ async function guest(o: PowerCutOptions, flash: string, plan: GuestPlan): Promis
   return g;
 }
 
+/** POST to the router and keep the answer in the boot record (none when QEMU went first). */
+async function ask(port: number, g: GuestBoot, path: string): Promise<void> {
+  const r = await post(port, path);
+  if (r) g.answers.push(r);
+}
+
 /** POST to the router, with retries while httpd comes up; undefined when QEMU went first. */
 async function post(port: number, path: string): Promise<HttpAnswer | undefined> {
   for (let attempt = 1; attempt <= 5; attempt++) {
@@ -220,10 +226,8 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     markers: clean,
     timeoutMs,
     talk: async ({ port, boot: g }) => {
-      const r = await post(port, setPath('clean1'));
-      if (r) g.answers.push(r);
-      const off = await post(port, '/cgi-bin/poweroff');
-      if (off) g.answers.push(off);
+      await ask(port, g, setPath('clean1'));
+      await ask(port, g, '/cgi-bin/poweroff');
     },
   });
   if (!a.result.ok || a.answers[0]?.status !== 200) fail(`the clean write failed (${a.answers[0]?.status ?? 'no answer'} ${a.answers[0]?.body.trim() ?? ''}): ${why(a)}`);
@@ -243,15 +247,13 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
       const sampling = samplePcs(qmp, { stop: stop.signal });
       try {
         for (let i = 1; i <= burst; i++) {
-          const r = await post(port, setPath(`burst${i}`));
-          if (r) g.answers.push(r);
+          await ask(port, g, setPath(`burst${i}`));
         }
       } finally {
         stop.abort();
         pcs = await sampling;
       }
-      const off = await post(port, '/cgi-bin/poweroff');
-      if (off) g.answers.push(off);
+      await ask(port, g, '/cgi-bin/poweroff');
     },
   });
   if (!b.result.ok) fail(`the boot after the clean write failed: ${why(b)}`);
@@ -289,8 +291,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
         setTimeout(cut, delayMs);
       },
       talk: async ({ port, boot: gb, cut }) => {
-        const r = await post(port, setPath(wrote));
-        if (r) gb.answers.push(r);
+        await ask(port, gb, setPath(wrote));
         // No XSET-BEGIN within 10 s after the answer: cut anyway, the run fails below.
         if (gb.begin === undefined) setTimeout(cut, 10_000);
       },
@@ -315,8 +316,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     markers: clean,
     timeoutMs,
     talk: async ({ port, boot: g }) => {
-      const off = await post(port, '/cgi-bin/poweroff');
-      if (off) g.answers.push(off);
+      await ask(port, g, '/cgi-bin/poweroff');
     },
   });
   if (!z.result.ok || !z.settings) fail(`the boot after the last cut failed: ${why(z)}`);
