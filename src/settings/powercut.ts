@@ -4,10 +4,9 @@ import type { Board } from '../boards/board.ts';
 import { kseg0, partitionOf } from '../boards/board.ts';
 import { STT, readElf } from '../elf/elf32.ts';
 import { badInput, XipError, EXIT } from '../errors.ts';
-import { debug } from '../log.ts';
 import { samplePcs } from '../qemu/qmp.ts';
 import { boot, type BootResult } from '../qemu/runner.ts';
-import { freeLoopbackPort, httpLoopback, routerNicArgs, type HttpAnswer } from '../userspace/routerboot.ts';
+import { freeLoopbackPort, requestWithRetries, routerNicArgs, type HttpAnswer } from '../userspace/routerboot.ts';
 import { KERNEL_MARKERS, LWRT_READY, ROUTER_MARKERS } from '../userspace/markers.ts';
 import { readSettings } from './format.ts';
 
@@ -123,7 +122,6 @@ interface GuestPlan {
   timeoutMs: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One boot of the flash copy with the router's NIC on a loopback port and QMP on a socket. */
 async function guest(o: PowerCutOptions, flash: string, plan: GuestPlan): Promise<GuestBoot> {
@@ -170,15 +168,8 @@ async function ask(port: number, g: GuestBoot, path: string): Promise<void> {
 
 /** POST to the router, with retries while httpd comes up; undefined when QEMU went first. */
 async function post(port: number, path: string): Promise<HttpAnswer | undefined> {
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    try {
-      return await httpLoopback(port, path, 'POST', 10_000);
-    } catch (err) {
-      debug(`POST ${path}, attempt ${attempt}: ${(err as Error).message}`);
-      await sleep(500);
-    }
-  }
-  return undefined;
+  const r = await requestWithRetries(port, 'POST', path, { tries: 5, gapMs: 500 });
+  return typeof r === 'string' ? undefined : r;
 }
 
 /** Why a boot went wrong, with the end of its console (the test may remove the log with its directory). */

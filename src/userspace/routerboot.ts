@@ -123,6 +123,30 @@ export function builtKernelRelease(ctx: BuildContext): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * One request to the router on 127.0.0.1:port, tried again while httpd
+ * comes up: the answer, or the last error's message ('QEMU ended first'
+ * when `stopped` says so before any try).
+ */
+export async function requestWithRetries(
+  port: number,
+  method: 'GET' | 'POST',
+  path: string,
+  o: { tries: number; gapMs: number; stopped?: () => boolean },
+): Promise<HttpAnswer | string> {
+  let last = 'QEMU ended first';
+  for (let attempt = 1; attempt <= o.tries && !o.stopped?.(); attempt++) {
+    try {
+      return await httpLoopback(port, path, method, 10_000);
+    } catch (err) {
+      last = (err as Error).message;
+      debug(`${method} ${path}, attempt ${attempt}: ${last}`);
+      if (attempt < o.tries) await sleep(o.gapMs);
+    }
+  }
+  return last;
+}
+
 export interface RouterSessionOptions {
   /** Before the power-off, GET /cgi-bin/status and keep it (the router test asserts on the page). */
   checkStatus?: boolean;
@@ -167,17 +191,9 @@ export async function routerBootSession(board: Board, o: RouterSessionOptions = 
   let closed = false;
   let talking: Promise<void> = Promise.resolve();
   const request = async (method: 'GET' | 'POST', path: string): Promise<HttpAnswer | undefined> => {
-    let last = 'QEMU ended first';
-    for (let attempt = 1; attempt <= TRIES && !closed; attempt++) {
-      try {
-        return await httpLoopback(port, path, method, 10_000);
-      } catch (err) {
-        last = (err as Error).message;
-        debug(`${method} ${path}, attempt ${attempt}: ${last}`);
-        if (attempt < TRIES) await sleep(1000);
-      }
-    }
-    record.error ??= `${method} ${path}: ${last}`;
+    const r = await requestWithRetries(port, method, path, { tries: TRIES, gapMs: 1000, stopped: () => closed });
+    if (typeof r !== 'string') return r;
+    record.error ??= `${method} ${path}: ${r}`;
     return undefined;
   };
   const talk = async () => {
