@@ -328,7 +328,7 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
       markers.unshift(...UBOOT_MARKERS);
     } else markers.unshift(UBOOT_MARKERS[0], 'Hit any key to stop autoboot', UBOOT_MARKERS[1]);
   }
-  const session = o.session ?? (await expect.bootSession?.(ctx.board));
+  const session = o.session ?? (await expect.bootSession?.(ctx));
   try {
     return await boot({
       board: ctx.board,

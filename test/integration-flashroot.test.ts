@@ -59,7 +59,7 @@ interface PagesSeen {
 
 async function bootAndMap(userspace: string, mem: number): Promise<PagesSeen> {
   const ctx = contextOf(userspace);
-  const session = await routerBootSession(ctx.board, { checkPages: true });
+  const session = await routerBootSession(ctx, { checkPages: true });
   const dir = mkdtempSync(join(tmpdir(), 'xip-flashroot-'));
   const sock = join(dir, 'qmp.sock');
   let boot: Awaited<ReturnType<typeof bootBuilt>>;

@@ -53,20 +53,22 @@ describe(`router image from flash (${toolchain})`, { timeout: 90 * 60 * 1000 }, 
     assert.match(bb.sha256, /^[0-9a-f]{64}$/);
   });
 
-  it('boots with only -bios and the router NIC: no default devices, a PCnet in slot 11 without an option ROM', () => {
+  it('boots with only -bios and the router NICs: no default devices, PCnets in slots 11 (WAN) and 18 (LAN) without an option ROM', () => {
     const args = qemuArgs({ board: ctx.board, variant: 'xip', bios: ctx.imagePath, memMiB: 16, log: '/dev/null', extraArgs: routerNicArgs(ctx.board, 8080) });
     assert.ok(args.includes('-bios'));
     assert.ok(args.includes('-nodefaults'));
     for (const forbidden of ['-kernel', '-initrd', '-append', '-nic', '-net']) assert.ok(!args.includes(forbidden), forbidden);
-    assert.equal(args[args.indexOf('-netdev') + 1], 'user,id=eth0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80');
-    assert.equal(args[args.indexOf('-device') + 1], 'pcnet,netdev=eth0,addr=0x0b,romfile=');
+    assert.equal(args[args.indexOf('-netdev') + 1], 'user,id=wan,restrict=on');
+    assert.match(args[args.lastIndexOf('-netdev') + 1]!, /^user,id=lan,restrict=on,.*hostfwd=tcp:127\.0\.0\.1:8080-192\.168\.1\.1:80$/);
+    assert.equal(args[args.indexOf('-device') + 1], 'pcnet,netdev=wan,addr=0x0b,romfile=');
+    assert.equal(args[args.lastIndexOf('-device') + 1], 'pcnet,netdev=lan,addr=0x12,romfile=');
   });
 
   for (const mem of [ctx.board.qemu.defaultMemMiB, 16]) {
     it(`at -m ${mem}M: DHCP, status page over the forward shows this kernel and its memory, power-off over HTTP, QEMU exit 0`, async (t) => {
       assert.ok(existsSync(ctx.imagePath), 'built by the first test');
       const release = builtKernelRelease(ctx);
-      const session = await routerBootSession(ctx.board, { checkStatus: true });
+      const session = await routerBootSession(ctx, { checkStatus: true });
       const boot = await bootBuilt(ctx, { memMiB: mem, timeoutMs: 150_000, session });
       // Complete: bootBuilt returns once the session is closed.
       const r = session.record;

@@ -3,12 +3,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeContext } from '../src/context.ts';
+import { makeContext, userspacePaths } from '../src/context.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
 import { bootExpectation } from '../src/userspace/profiles.ts';
-import { routerBootSession } from '../src/userspace/routerboot.ts';
+import { ADMIN_TOKEN_FILE, routerBootSession } from '../src/userspace/routerboot.ts';
 
 /**
  * The router's boot the way `xip boot` and `xip measure` run it (bootBuilt,
@@ -27,11 +27,15 @@ const ctx = makeContext({ config: 'lwrt_qemu_malta_defconfig', buildDir: join(tm
 /** What the fake QEMU served, in order ("GET /cgi-bin/status"), and its arguments. */
 const served = join(tmp, 'served');
 const argsFile = join(tmp, 'args');
+const TOKEN = '0123456789abcdef01234567';
 
 before(() => {
   mkdirSync(bin, { recursive: true });
   mkdirSync(dirname(ctx.imagePath), { recursive: true });
   writeFileSync(ctx.imagePath, Buffer.alloc(4096));
+  // The admin token of an initramfs router build (routerAdminToken).
+  mkdirSync(userspacePaths(ctx).dir, { recursive: true });
+  writeFileSync(join(userspacePaths(ctx).dir, ADMIN_TOKEN_FILE), `${TOKEN}\n`);
   process.env.PATH = `${bin}:${savedPath}`;
 });
 after(() => {
@@ -64,11 +68,11 @@ say('Linux version 6.12.57-xip (fake) #1');
 say('Memory: 13020K/16384K available (1745K kernel code, 496K rwdata, 148K rodata, 158K init, 172K bss, 3364K reserved, 0K cma-reserved)');
 say('Freeing unused kernel image (initmem) memory: 188K');
 if (!${o.ready}) process.exit(0);
-const port = Number(/hostfwd=tcp:127\\.0\\.0\\.1:(\\d+)-:80/.exec(args.join(' '))[1]);
+const port = Number(/hostfwd=tcp:127\\.0\\.0\\.1:(\\d+)-192\\.168\\.1\\.1:80/.exec(args.join(' '))[1]);
 http.createServer((req, res) => {
   fs.appendFileSync(${JSON.stringify(served)}, req.method + ' ' + req.url + '\\n');
   if (req.method === 'GET' && req.url === '/cgi-bin/status') return res.end(${JSON.stringify(STATUS_PAGE)});
-  if (req.method === 'POST' && req.url === '/cgi-bin/poweroff') {
+  if (req.method === 'POST' && req.url === ${JSON.stringify(`/cgi-bin/poweroff?token=${TOKEN}`)}) {
     return res.end('powering off\\n', () => {
       say('LWRT-POWEROFF: requested over HTTP');
       say('reboot: Power down');
@@ -92,15 +96,17 @@ describe('router boot session through bootBuilt (fake QEMU)', () => {
     assert.equal(r.ok, true, JSON.stringify(r.failure));
     assert.deepEqual(r.markersSeen, [...ROUTER_MARKERS]);
     assert.equal(r.exitCode, 0);
-    assert.equal(readFileSync(served, 'utf8'), 'POST /cgi-bin/poweroff\n', 'no status page unless asked');
+    assert.equal(readFileSync(served, 'utf8'), `POST /cgi-bin/poweroff?token=${TOKEN}\n`, 'no status page unless asked');
     const args = readFileSync(argsFile, 'utf8').split('\n');
-    assert.match(args[args.indexOf('-netdev') + 1]!, /^user,id=eth0,restrict=on,hostfwd=tcp:127\.0\.0\.1:\d+-:80$/);
-    assert.equal(args[args.indexOf('-device') + 1], 'pcnet,netdev=eth0,addr=0x0b,romfile=');
+    assert.equal(args[args.indexOf('-netdev') + 1], 'user,id=wan,restrict=on');
+    assert.match(args[args.lastIndexOf('-netdev') + 1]!, /^user,id=lan,restrict=on,net=192\.168\.1\.0\/24,.*,hostfwd=tcp:127\.0\.0\.1:\d+-192\.168\.1\.1:80$/);
+    assert.equal(args[args.indexOf('-device') + 1], 'pcnet,netdev=wan,addr=0x0b,romfile=');
+    assert.equal(args[args.lastIndexOf('-device') + 1], 'pcnet,netdev=lan,addr=0x12,romfile=');
   });
 
   it('a session that checks the status page records it, and the power-off answer, by the time bootBuilt returns', async () => {
     fakeQemu({ ready: true });
-    const session = await routerBootSession(ctx.board, { checkStatus: true });
+    const session = await routerBootSession(ctx, { checkStatus: true });
     const r = await bootBuilt(ctx, { memMiB: 16, timeoutMs: 30_000, session });
     assert.equal(r.ok, true, JSON.stringify(r.failure));
     const rec = session.record;
@@ -120,12 +126,12 @@ describe('router boot session through bootBuilt (fake QEMU)', () => {
       addresses: '2: eth0: <BROADCAST,UP> mtu 1500\n    inet 10.0.2.15/24 scope global eth0',
       routes: '10.0.2.0/24 dev eth0 scope link  src 10.0.2.15',
     });
-    assert.equal(readFileSync(served, 'utf8'), 'GET /cgi-bin/status\nPOST /cgi-bin/poweroff\n');
+    assert.equal(readFileSync(served, 'utf8'), `GET /cgi-bin/status\nPOST /cgi-bin/poweroff?token=${TOKEN}\n`);
   });
 
   it('a guest that never gets ready: the boot fails on the missing marker, the session says why', async () => {
     fakeQemu({ ready: false });
-    const session = await routerBootSession(ctx.board);
+    const session = await routerBootSession(ctx);
     const r = await bootBuilt(ctx, { memMiB: 16, timeoutMs: 30_000, session });
     assert.equal(r.ok, false);
     assert.equal(r.failure?.kind, 'missing-marker');
@@ -136,7 +142,7 @@ describe('router boot session through bootBuilt (fake QEMU)', () => {
   it("the router profile's boot expects its markers, and the session is routerBootSession's", async () => {
     const b = bootExpectation('router');
     assert.deepEqual(b.markers, ROUTER_MARKERS);
-    const s = await b.bootSession!(ctx.board);
+    const s = await b.bootSession!(ctx);
     try {
       assert.ok('record' in s, 'a router session');
       assert.ok(s.extraArgs.includes('-netdev'));

@@ -71,7 +71,7 @@ export const malta: BoardData = {
     args: ['-nodefaults', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio'],
     // The on-board AMD 79C973 sits in slot 11 (arch/mips/pci/fixup-malta.c
     // routes its interrupt; other slots below 18 have none).
-    nic: { model: 'pcnet', slots: ['0x0b'] },
+    nic: { model: 'pcnet', slots: ['0x0b', '0x12'] },
     defaultMemMiB: 256,
   },
 };

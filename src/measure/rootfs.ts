@@ -82,7 +82,7 @@ export async function measureRoots(o: { toolchain: Toolchain; memMiB?: number; m
     const { root, used, xip } = rootBytesOf(ctx);
     const dir = join(ctx.variantDir, 'measure-rootfs');
     mkdirSync(dir, { recursive: true });
-    const session = await routerBootSession(ctx.board, { checkStatus: true });
+    const session = await routerBootSession(ctx, { checkStatus: true });
     const log = join(dir, `boot-${memMiB}M.log`);
     const b = await bootBuilt(ctx, { memMiB, log, timeoutMs: 150_000, session });
     const page = session.record.page;

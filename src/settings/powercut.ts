@@ -218,7 +218,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     timeoutMs,
     talk: async ({ port, boot: g }) => {
       await ask(port, g, setPath('clean1'));
-      await ask(port, g, '/cgi-bin/poweroff');
+      await ask(port, g, `/cgi-bin/poweroff?token=${token}`);
     },
   });
   if (!a.result.ok || a.answers[0]?.status !== 200) fail(`the clean write failed (${a.answers[0]?.status ?? 'no answer'} ${a.answers[0]?.body.trim() ?? ''}): ${why(a)}`);
@@ -244,7 +244,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
         stop.abort();
         pcs = await sampling;
       }
-      await ask(port, g, '/cgi-bin/poweroff');
+      await ask(port, g, `/cgi-bin/poweroff?token=${token}`);
     },
   });
   if (!b.result.ok) fail(`the boot after the clean write failed: ${why(b)}`);
@@ -307,7 +307,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     markers: clean,
     timeoutMs,
     talk: async ({ port, boot: g }) => {
-      await ask(port, g, '/cgi-bin/poweroff');
+      await ask(port, g, `/cgi-bin/poweroff?token=${token}`);
     },
   });
   if (!z.result.ok || !z.settings) fail(`the boot after the last cut failed: ${why(z)}`);

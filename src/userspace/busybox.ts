@@ -109,7 +109,7 @@ const APT_HELP =
   '`xip doctor --install` adds it (/etc/apt/sources.list.d/, "Types: deb-src", "Suites: bookworm") and runs apt-get update';
 
 /** The .dsc file of a source pin (parsePin makes sure there is exactly one). */
-function dscOf(pkg: SourcePin): string {
+export function dscOf(pkg: SourcePin): string {
   return Object.keys(pkg.files).find((f) => f.endsWith('.dsc'))!;
 }
 
@@ -297,6 +297,24 @@ function kernelHeaderDirs(crossCompile: string): string {
 }
 
 /**
+ * The C compiler command of a program linked statically against the built
+ * musl: the board's gcc with specs written into work (which must exist),
+ * seeing musl's headers and, of the cross headers, only the kernel's UAPI
+ * directories (the rest is glibc's).
+ */
+export function muslCompiler(ctx: BuildContext, musl: MuslBuild, work: string): string {
+  const khdr = join(work, 'khdr');
+  mkdirSync(khdr, { recursive: true });
+  const hdrs = kernelHeaderDirs(ctx.board.crossCompile);
+  for (const d of ['linux', 'asm', 'asm-generic', 'mtd']) {
+    if (existsSync(join(hdrs, d)) && !existsSync(join(khdr, d))) symlinkSync(join(hdrs, d), join(khdr, d));
+  }
+  const specs = join(work, 'musl.specs');
+  writeFileSync(specs, muslSpecs(musl.root, khdr));
+  return `${ctx.board.crossCompile}gcc -specs=${specs}`;
+}
+
+/**
  * Build musl from the pinned Debian source package for the board (cached
  * under build/lwrt/musl-<key>/): Debian's patches applied by dpkg-source,
  * then musl's own configure and make, static only. The source package must
@@ -391,21 +409,13 @@ export async function ensureBusybox(ctx: BuildContext): Promise<BusyboxBuild> {
       log,
       what: 'dpkg-source -x (busybox)',
     });
-    // Only the kernel's UAPI directories of the cross headers: the rest is glibc's.
-    const khdr = join(work, 'khdr');
-    mkdirSync(khdr);
-    const hdrs = kernelHeaderDirs(ctx.board.crossCompile);
-    for (const d of ['linux', 'asm', 'asm-generic', 'mtd']) {
-      if (existsSync(join(hdrs, d))) symlinkSync(join(hdrs, d), join(khdr, d));
-    }
-    const specs = join(work, 'musl.specs');
-    writeFileSync(specs, muslSpecs(musl.root, khdr));
+    const cc = muslCompiler(ctx, musl, work);
 
     const obj = join(work, 'obj');
     mkdirSync(obj);
     const env = { ...process.env, KCONFIG_NOTIMESTAMP: '1', LC_ALL: 'C' };
     const make = (args: string[], input?: string) =>
-      run('make', ['-C', src, `O=${obj}`, `CROSS_COMPILE=${ctx.board.crossCompile}`, `CC=${ctx.board.crossCompile}gcc -specs=${specs}`, ...args], {
+      run('make', ['-C', src, `O=${obj}`, `CROSS_COMPILE=${ctx.board.crossCompile}`, `CC=${cc}`, ...args], {
         log,
         env,
         input,

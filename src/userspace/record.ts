@@ -18,7 +18,7 @@ export const PROFILE_WORKLOAD = 'router boot to LWRT-READY (init, DHCP, httpd), 
 export async function recordProfile(ctx: BuildContext, memMiB: number): Promise<{ path: string; profile: XipProfile }> {
   await build(ctx);
   await image(ctx);
-  const session = await routerBootSession(ctx.board, { checkStatus: true, checkResident: true });
+  const session = await routerBootSession(ctx, { checkStatus: true, checkResident: true });
   const boot = await bootBuilt(ctx, { memMiB, timeoutMs: 150_000, session });
   const answer = session.record.resident;
   if (!boot.ok || !answer || answer.status !== 200) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { BuildContext } from '../context.ts';
@@ -9,7 +10,7 @@ import { busyboxKey, configFragmentPath, ensureBusybox, lwrtDir, pinPath, type B
 import { KERNEL_MARKERS, ROUTER_MARKERS } from './markers.ts';
 import type { BootExpectation, UserspaceBuild } from './types.ts';
 import { rootfsEntries, rootfsListing } from './rootfs.ts';
-import { routerBootSession } from './routerboot.ts';
+import { ADMIN_TOKEN_FILE, routerBootSession } from './routerboot.ts';
 import { mkcramfs } from './cramfs.ts';
 import { FLASH_ROOT_INITRAMFS, rootfsImagePath, xipPagesOf, type XipPolicy } from './flashroot.ts';
 import { buildFreestanding, hashToolchainAndBoard } from './program.ts';
@@ -82,10 +83,36 @@ export function stageRouterRootfs(dir: string, busybox: string, bb: BusyboxInfo,
   }
 }
 
+/**
+ * The router's own programs (docs/router.md), each freestanding and
+ * executed in place like xset: the firewall loader (nf_tables netlink) and
+ * the LAN's DNS forwarder. busybox's udhcpd hands out the LAN's addresses.
+ */
+export function routerPrograms(repo: string): Array<{ name: string; source: string }> {
+  return ['fw', 'dnsfwd'].map((name) => ({ name, source: join(repo, 'userspace', 'lwrt', 'tools', `${name}.c`) }));
+}
+
+/** What the router's own programs besides busybox are built from (stamp inputs). */
+function hashRouterPrograms(h: Hasher, ctx: BuildContext): void {
+  const t = flashRootTools(ctx.repo);
+  hashToolchainAndBoard(h, ctx);
+  for (const p of routerPrograms(ctx.repo)) h.file(`${p.name}.c`, p.source);
+  h.file('sys.h', t.header);
+  h.file('tools.lds', t.toolsLds);
+}
+
+/** Into a staged router root: the router's own programs, in /usr/sbin. */
+async function stageRouterPrograms(ctx: BuildContext, staged: string): Promise<void> {
+  for (const p of routerPrograms(ctx.repo)) {
+    await buildFreestanding(ctx, { what: p.name, sources: [p.source], lds: flashRootTools(ctx.repo).toolsLds }, join(staged, 'usr', 'sbin', p.name));
+  }
+}
+
 export const routerBuild: UserspaceBuild = {
   name: 'router',
-  description: 'LWRT router: busybox (Debian source, musl, static) + userspace/lwrt/rootfs: DHCP, httpd status page, power-off over HTTP',
+  description: 'LWRT router: busybox (Debian source, musl, static), an nf_tables firewall and a DNS forwarder + userspace/lwrt/rootfs: WAN DHCP, LAN bridge with DHCP (udhcpd) and DNS, NAT, httpd status page on the LAN',
   inputs(h: Hasher, ctx: BuildContext) {
+    hashRouterPrograms(h, ctx);
     h.value('busybox-key', busyboxKey(ctx.repo, ctx.board.crossCompile, ctx.board.cpuFlags));
     h.file('busybox.json', pinPath(ctx.repo));
     h.file('busybox.config', configFragmentPath(ctx.repo));
@@ -96,6 +123,12 @@ export const routerBuild: UserspaceBuild = {
     const bb = await ensureBusybox(ctx);
     const staged = join(dir, 'rootfs');
     stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
+    await stageRouterPrograms(ctx, staged);
+    // No settings partition in reach of an initramfs router: its admin token
+    // (power-off over HTTP) is made at random for each build, in the image.
+    const token = `${randomBytes(12).toString('hex')}\n`;
+    writeFileAtomic(join(staged, 'etc', ADMIN_TOKEN_FILE), token, 0o600);
+    writeFileAtomic(join(dir, ADMIN_TOKEN_FILE), token, 0o600);
     writeFileAtomic(join(dir, 'busybox.json'), `${JSON.stringify(bb.info, null, 2)}\n`);
     info(`busybox ${bb.info.version} from Debian source ${bb.info.source.version}: ${bb.info.size} bytes, sha256 ${bb.info.sha256}`);
     return rootfsEntries(staged, { what: 'router rootfs' });
@@ -106,7 +139,7 @@ export const routerBuild: UserspaceBuild = {
 export const routerBoot: BootExpectation = {
   markers: ROUTER_MARKERS,
   bootTimeoutMs: 120_000,
-  bootSession: (board) => routerBootSession(board),
+  bootSession: (ctx) => routerBootSession(ctx),
 };
 
 /** The directory of the 'rootfs' profile: ctx.rootfs (LWRT_ROOTFS / --lwrt-rootfs). */
@@ -176,7 +209,6 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       routerBuild.inputs(h, ctx);
       h.value('xip-policy', xip);
       const t = flashRootTools(ctx.repo);
-      hashToolchainAndBoard(h, ctx);
       h.file('resident.c', t.resident);
       h.file('xset.c', t.xset);
       h.file('sys.h', t.header);
@@ -190,6 +222,7 @@ function flashRouter(name: string, xip: XipPolicy, description: string): Userspa
       const bb = await ensureBusybox(ctx);
       const staged = join(dir, 'rootfs');
       stageRouterRootfs(staged, bb.binary, bb.info, overlayDir(ctx.repo));
+      await stageRouterPrograms(ctx, staged);
       const t = flashRootTools(ctx.repo);
       await buildFreestanding(ctx, { what: 'resident', sources: [t.resident], lds: t.lds }, join(staged, 'usr', 'sbin', 'resident'));
       await buildFreestanding(ctx, { what: 'xset', sources: [t.xset], lds: t.toolsLds }, join(staged, 'usr', 'sbin', 'xset'));

@@ -1,22 +1,31 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import { partitionOf } from '../boards/board.ts';
 import type { Board } from '../boards/index.ts';
-import type { BuildContext } from '../context.ts';
+import { userspacePaths, type BuildContext } from '../context.ts';
+import { readSettings } from '../settings/format.ts';
 import { badInput } from '../errors.ts';
 import { debug } from '../log.ts';
 import { LWRT_READY } from './markers.ts';
 import type { BootSession } from './types.ts';
 
 /**
- * The host side of a router boot: QEMU user networking for its NIC, and
- * HTTP to it from the host (its status page, its power-off CGI). The boot
- * itself is the one every profile gets (bootBuilt in src/pipeline.ts, the
- * QEMU runner), which streams the console to this session. The only address
+ * The host side of a router boot: QEMU user networking for its two NICs
+ * (WAN and LAN), and HTTP to it from the host on the LAN side (its status
+ * page, its power-off CGI with the image's admin token). The boot itself is
+ * the one every profile gets (bootBuilt in src/pipeline.ts, the QEMU
+ * runner), which streams the console to this session. The only address
  * ever contacted is 127.0.0.1: QEMU forwards a free loopback port to the
- * guest's port 80, and the guest is restricted (restrict=on) so that it
- * reaches nothing beyond QEMU's own DHCP server.
+ * router's LAN address, port 80, and both networks are restricted
+ * (restrict=on) so that the guest reaches nothing beyond QEMU's own DHCP
+ * server. The end-to-end network test (test/integration-network.test.ts)
+ * uses tap devices in network namespaces instead.
  */
+
+/** The router's LAN address unless its settings say otherwise (lan_addr, userspace/lwrt/rootfs/init). */
+export const ROUTER_LAN_ADDR = '192.168.1.1';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -34,20 +43,52 @@ export function freeLoopbackPort(): Promise<number> {
 }
 
 /**
- * QEMU arguments of the router's NIC: the board's first NIC on user
- * networking, a port forward from the loopback port. The device is named
- * with an empty romfile: its option ROM (ipxe-qemu) is never needed.
+ * The QEMU device arguments of the router's two NICs (eth0 the WAN, eth1
+ * the LAN) on the given netdevs: the board's NIC model in its first two
+ * slots, with an empty romfile (their option ROM, ipxe-qemu, is never
+ * needed).
+ */
+export function routerNicDevices(board: Board, netdevs: readonly [string, string]): string[] {
+  const { model, slots } = board.qemu.nic;
+  if (slots.length < 2) throw badInput(`board ${board.name}: the router needs two NICs (WAN and LAN); its qemu.nic.slots lists ${slots.length}`);
+  return netdevs.flatMap((id, i) => ['-device', `${model},netdev=${id},addr=${slots[i]},romfile=`]);
+}
+
+/**
+ * QEMU arguments of the router's NICs on user networking: the WAN gets
+ * QEMU's DHCP; the LAN is 192.168.1.0/24 with QEMU's side at .2, and the
+ * loopback port is forwarded to the router's LAN address, port 80.
  */
 export function routerNicArgs(board: Board, hostPort: number): string[] {
   if (!Number.isInteger(hostPort) || hostPort <= 0 || hostPort > 65535) throw badInput(`port ${hostPort}: not a TCP port`);
-  const { model, slots } = board.qemu.nic;
+  const lanNet = ROUTER_LAN_ADDR.replace(/\.\d+$/, '');
   return [
     '-netdev',
-    `user,id=eth0,restrict=on,hostfwd=tcp:${LOOPBACK}:${hostPort}-:80`,
-    '-device',
-    `${model},netdev=eth0,addr=${slots[0]},romfile=`,
+    'user,id=wan,restrict=on',
+    '-netdev',
+    `user,id=lan,restrict=on,net=${lanNet}.0/24,host=${lanNet}.2,dns=${lanNet}.3,dhcpstart=${lanNet}.240,hostfwd=tcp:${LOOPBACK}:${hostPort}-${ROUTER_LAN_ADDR}:80`,
+    ...routerNicDevices(board, ['wan', 'lan']),
   ];
 }
+
+/**
+ * The admin token of a built router image: on the settings partition of a
+ * root-in-flash image, else the one its initramfs was built with
+ * (userspace/admin_token of the build).
+ */
+export function routerAdminToken(ctx: BuildContext): string {
+  const file = join(userspacePaths(ctx).dir, ADMIN_TOKEN_FILE);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const part = partitionOf(ctx.board.partitions, 'settings');
+  if (part === undefined || !existsSync(ctx.imagePath)) throw badInput(`no admin token for ${ctx.variantDir}: build the router image first (xip build, xip image)`);
+  const flash = new Uint8Array(readFileSync(ctx.imagePath)).subarray(part.offset, part.offset + part.size);
+  const token = readSettings(flash, ctx.board.eraseSize).settings.admin_token;
+  if (!token) throw badInput(`${ctx.imagePath}: its settings partition has no admin_token: assemble the image again (xip image)`);
+  return token;
+}
+
+/** Name of the token file in a router build's userspace directory (and /etc/admin_token in its initramfs). */
+export const ADMIN_TOKEN_FILE = 'admin_token';
 
 export interface HttpAnswer {
   status: number;
@@ -185,7 +226,9 @@ const TRIES = 5;
  * its power-off CGI, so the boot ends with a clean power-off. Without an
  * answer the runner's timeout ends QEMU, and the boot fails.
  */
-export async function routerBootSession(board: Board, o: RouterSessionOptions = {}): Promise<RouterBootSession> {
+export async function routerBootSession(ctx: BuildContext, o: RouterSessionOptions = {}): Promise<RouterBootSession> {
+  const board = ctx.board;
+  const token = routerAdminToken(ctx);
   const port = await freeLoopbackPort();
   const record: RouterSessionRecord = { port, ready: false };
   let closed = false;
@@ -203,7 +246,7 @@ export async function routerBootSession(board: Board, o: RouterSessionOptions = 
     }
     if (o.checkPages) record.pages = await request('GET', '/cgi-bin/pages');
     if (o.checkResident) record.resident = await request('GET', '/cgi-bin/resident');
-    record.poweroff = await request('POST', '/cgi-bin/poweroff');
+    record.poweroff = await request('POST', `/cgi-bin/poweroff?token=${token}`);
   };
   return {
     record,

@@ -53,5 +53,5 @@ export interface BootExpectation {
   /** How long a boot may take before it counts as a hang (ms; default: the runner's). */
   bootTimeoutMs?: number;
   /** What a boot needs from the host (the router: a NIC, and a request that powers it off). */
-  bootSession?(board: Board): Promise<BootSession>;
+  bootSession?(ctx: BuildContext): Promise<BootSession>;
 }
