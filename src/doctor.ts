@@ -238,6 +238,8 @@ export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
     // The tests: QEMU runs with its firmware directories hidden (src/qemu/firmware.ts).
     present('unshare', 'util-linux', 'tests: boots with QEMU firmware hidden'),
     present('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
+    // The router end to end (test/integration-network.test.ts): network namespaces, taps, veths and bridges.
+    present('ip', 'iproute2', 'tests: the router between network namespaces'),
     // LOADER=uboot fetches the pinned u-boot-qemu with apt-get download (never installed); its tests read the uImage with u-boot-tools.
     present('dumpimage', 'u-boot-tools', 'tests: the XIP uImage read back by dumpimage -l (LOADER=uboot)'),
     // The cramfs writer (root filesystem in flash) is checked against util-linux's fsck.cramfs and mkfs.cramfs.

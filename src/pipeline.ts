@@ -291,6 +291,8 @@ export interface BootBuiltOptions {
    * test's also fetches the status page); closed when the boot has ended.
    */
   session?: BootSession;
+  /** Run QEMU in this network namespace (ip netns exec): the end-to-end network test's taps live there. */
+  netns?: string;
 }
 
 /**
@@ -345,6 +347,7 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
       interactive: o.interactive,
       extraArgs: [...(session?.extraArgs ?? []), ...(o.extraArgs ?? [])],
       onLine: session && !o.interactive ? (line) => session.onLine(line) : undefined,
+      netns: o.netns,
     });
   } finally {
     await session?.close();

@@ -1,3 +1,4 @@
+import { FLASH_ROUTER_TOOLCHAIN } from '../src/userspace/router.ts';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,8 @@ import { xipLogged } from './fixtures/cli.ts';
  * address is in the root's partition of the flash chip, for the control
  * in RAM.
  */
-const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+// The router in flash is built with gcc (FLASH_ROUTER_TOOLCHAIN: clang's does not fit the flash).
+const toolchain: Toolchain = FLASH_ROUTER_TOOLCHAIN;
 const config = 'lwrt_qemu_malta_defconfig';
 
 function contextOf(userspace: string) {

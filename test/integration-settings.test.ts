@@ -1,3 +1,4 @@
+import { FLASH_ROUTER_TOOLCHAIN } from '../src/userspace/router.ts';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,8 @@ import { xipLogged } from './fixtures/cli.ts';
  * executing from flash during a burst of writes, and N power cuts at
  * random moments of a write each leave the old or the new value.
  */
-const toolchain = (mergeEnv({}).toolchain ?? 'clang') as Toolchain;
+// The router in flash is built with gcc (FLASH_ROUTER_TOOLCHAIN: clang's does not fit the flash).
+const toolchain: Toolchain = FLASH_ROUTER_TOOLCHAIN;
 const config = 'lwrt_qemu_malta_defconfig';
 const runs = Number(process.env.XIP_POWERCUT_RUNS ?? 50);
 // The other compiler (llvm is clang again, with other binutils): what it inlines decides whether the RAM code calls into flash.

@@ -47,6 +47,8 @@ export interface BootOptions {
   interactive?: boolean;
   /** Cut the power: on abort QEMU gets SIGKILL at once (what it was writing to a -drive if=pflash file stays as far as it got). */
   powerCut?: AbortSignal;
+  /** Start QEMU in this network namespace (ip netns exec NAME ...; needs root). */
+  netns?: string;
 }
 
 export interface DialogStep {
@@ -127,7 +129,8 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   const stopper = new AbortController();
   debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
   const start = Date.now();
-  const q = qemuCommand(o.board.qemu.binary, args);
+  const direct = qemuCommand(o.board.qemu.binary, args);
+  const q = o.netns === undefined ? direct : { cmd: 'ip', args: ['netns', 'exec', o.netns, direct.cmd, ...direct.args] };
   const dialog = o.dialog && o.dialog.length > 0 && !o.interactive ? labScript(o.dialog) : undefined;
   let r;
   try {
