@@ -137,6 +137,14 @@ describe('boot with a fake QEMU', () => {
     assert.deepEqual(lines, GOOD_CONSOLE);
   });
 
+  it('a hang ended by the timeout has no exit code, though QEMU exits 0 on SIGTERM', async () => {
+    fakeQemu('term0', `trap 'exit 0' TERM\n${printf(GOOD_CONSOLE.slice(0, 2))}\nwhile :; do sleep 1; done`);
+    const r = await boot(opts('term0', { timeoutMs: 1500 }));
+    assert.equal(r.ok, false);
+    assert.equal(r.failure?.kind, 'timeout');
+    assert.equal(r.exitCode, null, 'stopped by the runner, not powered off');
+  });
+
   it('a hang that ignores SIGTERM fails at the timeout; QEMU is killed and reaped, the partial log kept', async () => {
     const f = fakeQemu('hang', `trap '' TERM\n${printf(GOOD_CONSOLE.slice(0, 2))}\nwhile :; do sleep 1; done`);
     const o = opts('hang', { timeoutMs: 1500 });

@@ -58,6 +58,7 @@ export interface DialogStep {
 
 export interface BootResult {
   ok: boolean;
+  /** QEMU's exit code; null when it was killed, or stopped by the runner (timeout, abort: QEMU exits 0 on SIGTERM). */
   exitCode: number | null;
   markersSeen: string[];
   memoryLine?: string;
@@ -164,7 +165,8 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   });
   return {
     ok: verdict.ok,
-    exitCode: r.code,
+    // QEMU exits 0 on the SIGTERM of a timeout: that is no exit of the guest's.
+    exitCode: r.timedOut || stopper.signal.aborted ? null : r.code,
     markersSeen: matcher.seen,
     memoryLine: matcher.memoryLine,
     failure: verdict.failure,
