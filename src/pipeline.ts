@@ -293,6 +293,10 @@ export interface BootBuiltOptions {
   session?: BootSession;
   /** Run QEMU in this network namespace (ip netns exec): the end-to-end network test's taps live there. */
   netns?: string;
+  /** Boot this copy of the build's flash image instead (shim loader: a test's changed settings). */
+  image?: string;
+  /** Text to type at the console once some text has appeared (shim loader; the router's shell). */
+  dialog?: DialogStep[];
 }
 
 /**
@@ -306,7 +310,8 @@ export interface BootBuiltOptions {
  */
 export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise<BootResult> {
   const expect = bootExpectation(ctx.userspace);
-  const file = ctx.variant === 'stock' ? ctx.vmlinux : ctx.imagePath;
+  const file = ctx.variant === 'stock' ? ctx.vmlinux : (o.image ?? ctx.imagePath);
+  if (o.image !== undefined && (ctx.variant === 'stock' || ctx.board.loader !== 'shim')) throw badInput('boot: another flash image is for the xip variant with the shim loader');
   if (!existsSync(file)) {
     const how = ctx.variant === 'stock' ? `xip build --variant stock (make kernel VARIANT=stock)` : 'xip build && xip image (make)';
     throw badInput(`${file} not found: build it first with ${how}`);
@@ -314,7 +319,8 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   // The profile's host side (router: its NIC, and a power-off request once it is up);
   // an interactive run gets the NIC but leaves the guest running for the user.
   let pflash: string | undefined;
-  let dialog: DialogStep[] | undefined;
+  let dialog: DialogStep[] | undefined = o.dialog;
+  if (o.dialog !== undefined && ctx.board.loader !== 'shim') throw badInput('boot: a console dialog is for the shim loader (U-Boot has its own)');
   const markers = [...expect.markers];
   if (ctx.variant === 'xip' && ctx.board.loader !== 'shim') {
     const need = ctx.board.uboot!.stock.memMiB;
@@ -336,7 +342,7 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
       board: ctx.board,
       variant: ctx.variant,
       kernel: ctx.variant === 'stock' ? ctx.vmlinux : undefined,
-      bios: ctx.variant === 'stock' || pflash !== undefined ? undefined : ctx.imagePath,
+      bios: ctx.variant === 'stock' || pflash !== undefined ? undefined : file,
       pflash,
       dialog,
       memMiB: o.memMiB,

@@ -1,13 +1,16 @@
 import { FLASH_ROUTER_TOOLCHAIN } from '../src/userspace/router.ts';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { partitionOf } from '../src/boards/board.ts';
 import { makeContext } from '../src/context.ts';
+import { readSettings, writeSettings } from '../src/settings/format.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { ROUTER_MARKERS, LWRT_READY } from '../src/userspace/markers.ts';
-import { ROUTER_LAN_ADDR, routerAdminToken, routerNicDevices } from '../src/userspace/routerboot.ts';
+import { freeLoopbackPort, ROUTER_LAN_ADDR, routerAdminToken, routerNicArgs, routerNicDevices } from '../src/userspace/routerboot.ts';
 import type { BootSession } from '../src/userspace/types.ts';
 import { xipLogged } from './fixtures/cli.ts';
 
@@ -29,7 +32,10 @@ import { xipLogged } from './fixtures/cli.ts';
  *     does not reach the router from the WAN even with the right token; with
  *     the token from the LAN it powers off (QEMU exits 0).
  * Needs root (ip netns, taps): without it the test fails in CI and is
- * skipped, saying so, elsewhere.
+ * skipped, saying so, elsewhere. Last, without namespaces: the LAN on a
+ * VLAN (the setting lan_vlan) and power-off typed at the console's shell.
+ * (The hosts here can tag no frames: their kernel has neither 8021q nor
+ * bridge VLAN filtering, so no tagged traffic is exchanged.)
  */
 const config = 'lwrt_qemu_malta_defconfig';
 const toolchain = FLASH_ROUTER_TOOLCHAIN;
@@ -79,6 +85,17 @@ function makeNetwork(tag: string): { ns: { router: string; wan: string; lan: str
     throw err;
   }
   return { ns, remove };
+}
+
+/** A copy of the image whose settings say lan_vlan=ID (the router then bridges eth1.ID, not eth1). */
+function imageWithVlan(dir: string, vlan: number): string {
+  const part = partitionOf(ctx.board.partitions, 'settings')!;
+  const flash = new Uint8Array(readFileSync(ctx.imagePath));
+  const old = flash.subarray(part.offset, part.offset + part.size);
+  flash.set(writeSettings(old, ctx.board.eraseSize, { ...readSettings(old, ctx.board.eraseSize).settings, lan_vlan: String(vlan) }), part.offset);
+  const file = join(dir, 'xip-bios-vlan.bin');
+  writeFileSync(file, flash);
+  return file;
 }
 
 interface Peer {
@@ -201,8 +218,11 @@ describe('router end to end between network namespaces (router-xip, gcc)', { tim
         assert.equal(ev(lan, 'poweroff')?.poweroff, 200, why);
         assert.ok(ev(lan, 'done'), why);
         assert.deepEqual(boot.markersSeen, [...ROUTER_MARKERS], why);
+        assert.ok(boot.ok, `${boot.failure?.kind ?? ''}: ${boot.failure?.line ?? ''}\n${why}`);
         assert.equal(boot.exitCode, 0, why);
-        assert.match(readFileSync(boot.log!, 'utf8'), /LWRT-DHCPD: 192\.168\.1\.100-192\.168\.1\.199 on br-lan/);
+        const log = readFileSync(boot.log!, 'utf8');
+        assert.match(log, /LWRT-DHCPD: 192\.168\.1\.100-192\.168\.1\.199 on br-lan/);
+        assert.match(log, /LWRT-LAN: br-lan 192\.168\.1\.1\/24 port eth1\s/);
       } finally {
         for (const p of peers) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
         await Promise.all(peers.map((p) => p.done));
@@ -210,4 +230,28 @@ describe('router end to end between network namespaces (router-xip, gcc)', { tim
       }
     });
   }
+
+  it('at -m 16M with the setting lan_vlan=7: the LAN bridge takes eth1.7 (802.1Q); poweroff typed at the console shell powers off', async () => {
+    let r = await cli(['build'], 40 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    r = await cli(['image'], 5 * 60 * 1000);
+    assert.equal(r.code, 0, r.out);
+    const tmp = mkdtempSync(join(tmpdir(), 'xip-vlan-'));
+    try {
+      const image = imageWithVlan(tmp, 7);
+      // QEMU's user networking only, and no HTTP: the console is the way in.
+      const session: BootSession = { extraArgs: routerNicArgs(ctx.board, await freeLoopbackPort()), onLine: () => undefined, close: async () => undefined };
+      const boot = await bootBuilt(ctx, { memMiB: 16, timeoutMs: 120_000, session, image, dialog: [{ expect: LWRT_READY, send: 'poweroff\n' }], log: join(ctx.variantDir, 'vlan-console.log') });
+      const log = readFileSync(boot.log!, 'utf8');
+      const why = `log ${boot.log}\n${(boot.tail ?? []).join('\n')}`;
+      assert.match(log, /LWRT-LAN: br-lan 192\.168\.1\.1\/24 port eth1\.7\s/, why);
+      assert.doesNotMatch(log, /no VLAN|no LAN port/, why);
+      assert.match(log, /LWRT-POWEROFF: requested on the console/, why);
+      assert.deepEqual(boot.markersSeen, [...ROUTER_MARKERS], why);
+      assert.ok(boot.ok, `${boot.failure?.kind ?? ''}: ${boot.failure?.line ?? ''}\n${why}`);
+      assert.equal(boot.exitCode, 0, why);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });

@@ -93,7 +93,7 @@ function rootfsDeviceTree(ctx: BuildContext, board: Board): { blob: Uint8Array; 
   }
   const over = board.partitions.find((p) => p.content !== 'rootfs' && p.content !== 'free' && p.offset < root.offset + window && p.offset + p.size > root.offset);
   if (over) {
-    throw badInput(`the root's read-only map (${window} bytes from ${hex(root.offset, 6)}, a power of two for physmap) covers partition '${over.name}': leave free flash after the rootfs partition up to that size`);
+    throw badInput(`the root's read-only map (${window} bytes from ${hex(root.offset, 6)}, a power of two for physmap) covers partition '${over.name}': leave free flash after the rootfs partition up to that size (a smaller kernel or root; for the router, TOOLCHAIN=gcc builds the smaller kernel)`);
   }
   // The settings partition: a CFI map of its own, written by the router (docs/settings.md).
   const settings = partitionOf(board.partitions, 'settings');
