@@ -69,8 +69,9 @@ export const malta: BoardData = {
     machine: 'malta',
     cpu: '24Kc',
     args: ['-nodefaults', '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio'],
-    // The on-board AMD 79C973 sits in slot 11 (arch/mips/pci/fixup-malta.c
-    // routes its interrupt; other slots below 18 have none).
+    // The router's WAN is the on-board AMD 79C973's slot 11, its LAN the
+    // first add-in slot, 18 (arch/mips/pci/fixup-malta.c routes interrupts
+    // to 10, 11, 12 and 18-21 only; 10 and 12 are the PIIX4 USB and sound).
     nic: { model: 'pcnet', slots: ['0x0b', '0x12'] },
     defaultMemMiB: 256,
   },
