@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { partitionOf } from '../src/boards/board.ts';
 import { makeContext } from '../src/context.ts';
+import { addCleanup } from '../src/proc.ts';
 import { readSettings, writeSettings } from '../src/settings/format.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { ROUTER_MARKERS, LWRT_READY } from '../src/userspace/markers.ts';
@@ -56,13 +57,32 @@ function sh(args: string[]): void {
   if (r.status !== 0) throw new Error(`${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
+/** Namespaces of an earlier run of this test whose process is gone (killed before its cleanup ran). */
+function removeStale(): void {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const m of list.matchAll(/^(xip[rwl]-(\d+)-\d+)\b/gm)) {
+    let alive = true;
+    try {
+      process.kill(Number(m[2]), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) spawnSync('ip', ['netns', 'del', m[1]!], { stdio: 'ignore' });
+  }
+}
+
 /** Three namespaces: the router's (taps + bridges), the WAN's and the LAN client's; removed by the returned function. */
 function makeNetwork(tag: string): { ns: { router: string; wan: string; lan: string }; remove: () => void } {
   const ns = { router: `xipr-${tag}`, wan: `xipw-${tag}`, lan: `xipl-${tag}` };
+  let forget: () => void = () => undefined;
   const remove = () => {
     for (const n of Object.values(ns)) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+    forget();
   };
   remove();
+  removeStale();
+  // Also when the test process is stopped by a signal (test/setup.ts runs the cleanups).
+  forget = addCleanup(remove);
   try {
     for (const n of Object.values(ns)) sh(['ip', 'netns', 'add', n]);
     const inR = (...a: string[]) => sh(['ip', '-n', ns.router, ...a]);
@@ -106,7 +126,8 @@ interface Peer {
 }
 
 function peer(ns: string, args: string[]): Peer {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin is a pipe from this process: a peer ends when it closes, also when the test process dies.
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', PEER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const events: Array<Record<string, unknown>> = [];
   let buf = '';
   proc.stdout!.on('data', (c: Buffer) => {
@@ -130,7 +151,7 @@ function peer(ns: string, args: string[]): Peer {
   return { proc, events, done };
 }
 
-const find = (p: Peer, key: string) => p.events.find((e) => key in e);
+const find = (p: Peer, key: string): Record<string, unknown> | undefined => p.events.find((e) => key in e);
 
 async function waitFor(p: Peer, key: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -152,7 +173,7 @@ describe('router end to end between network namespaces (router-xip, gcc)', { tim
       assert.ok(isRoot, 'needs root');
       assert.ok(existsSync(ctx.imagePath), 'built by the first test');
       const token = routerAdminToken(ctx);
-      const { ns, remove } = makeNetwork(`${process.pid % 100000}-${mem}`);
+      const { ns, remove } = makeNetwork(`${process.pid}-${mem}`);
       const peers: Peer[] = [];
       try {
         const wan = peer(ns.wan, ['wan', WAN_ADDR, WAN_LEASE, NAME]);
@@ -187,9 +208,8 @@ describe('router end to end between network namespaces (router-xip, gcc)', { tim
         const boot = await bootBuilt(ctx, { memMiB: mem, timeoutMs: 240_000, session, netns: ns.router, log: join(ctx.variantDir, `network-${mem}.log`) });
         const why = `log ${boot.log}\n${(boot.tail ?? []).join('\n')}\nwan: ${JSON.stringify(wan.events)}\nscan: ${JSON.stringify(scan?.events)}\nlan: ${JSON.stringify(lan?.events)}`;
         assert.ok(scan && lan, `the router never printed ${LWRT_READY}: ${why}`);
-        const ev = (p: Peer, k: string) => find(p, k) as Record<string, unknown> | undefined;
         // 3. From the WAN: nothing open, the admin page and the power-off do not answer.
-        const s = ev(scan, 'scan');
+        const s = find(scan, 'scan');
         assert.ok(s, why);
         assert.deepEqual(s.open, [], `open TCP ports from the WAN: ${why}`);
         assert.equal(Number(s.refused) + Number(s.filtered), 1024, why);
@@ -197,27 +217,27 @@ describe('router end to end between network namespaces (router-xip, gcc)', { tim
         assert.equal(wanHttp.length, 2, why);
         for (const e of wanHttp) assert.ok('error' in e, `the router answered ${String(e.wanHttp)} from the WAN: ${why}`);
         // 1. The lease, with the router as DNS server and gateway.
-        const lease = ev(lan, 'lease')?.lease as { address: string; router: string; dns: string } | undefined;
+        const lease = find(lan, 'lease')?.lease as { address: string; router: string; dns: string } | undefined;
         assert.ok(lease, why);
         assert.match(lease.address, /^192\.168\.1\.(1\d\d)$/, why);
         assert.equal(lease.dns, ROUTER_LAN_ADDR, why);
         assert.equal(lease.router, ROUTER_LAN_ADDR, why);
         // 2. The name through the router's forwarder; the page through NAT, seen from the router's WAN address.
-        assert.deepEqual(ev(lan, 'resolved')?.resolved, [WAN_ADDR], why);
+        assert.deepEqual(find(lan, 'resolved')?.resolved, [WAN_ADDR], why);
         assert.ok(wan.events.some((e) => e.dns === NAME && e.from === WAN_LEASE), `the WAN's DNS server saw no query from the router: ${why}`);
-        assert.equal(ev(lan, 'whoami')?.whoami, WAN_LEASE, `the server saw another source than the router's WAN address: ${why}`);
-        const t = ev(lan, 'transfer');
+        assert.equal(find(lan, 'whoami')?.whoami, WAN_LEASE, `the server saw another source than the router's WAN address: ${why}`);
+        const t = find(lan, 'transfer');
         assert.ok(t, why);
         assert.equal(t.transfer, 20_000_000, why);
         const mbps = 20 / (Number(t.ms) / 1000);
         process.stdout.write(`# router at ${mem} MiB: 20 MB LAN <- WAN through NAT in ${t.ms} ms (${mbps.toFixed(2)} MB/s); WAN scan of 1024 ports: ${String(s.refused)} closed, ${String(s.filtered)} filtered in ${String(s.ms)} ms\n`);
         // 3. From the LAN the status page answers; 4. power-off needs the token.
-        assert.equal(ev(lan, 'statusPage')?.statusPage, 200, why);
-        assert.equal(ev(lan, 'statusPage')?.hasRelease, true, why);
-        assert.equal(ev(lan, 'poweroffNoToken')?.poweroffNoToken, 403, why);
-        assert.equal(ev(lan, 'poweroffNoToken')?.poweroffWrongToken, 403, why);
-        assert.equal(ev(lan, 'poweroff')?.poweroff, 200, why);
-        assert.ok(ev(lan, 'done'), why);
+        assert.equal(find(lan, 'statusPage')?.statusPage, 200, why);
+        assert.equal(find(lan, 'statusPage')?.hasRelease, true, why);
+        assert.equal(find(lan, 'poweroffNoToken')?.poweroffNoToken, 403, why);
+        assert.equal(find(lan, 'poweroffNoToken')?.poweroffWrongToken, 403, why);
+        assert.equal(find(lan, 'poweroff')?.poweroff, 200, why);
+        assert.ok(find(lan, 'done'), why);
         assert.deepEqual(boot.markersSeen, [...ROUTER_MARKERS], why);
         assert.ok(boot.ok, `${boot.failure?.kind ?? ''}: ${boot.failure?.line ?? ''}\n${why}`);
         assert.equal(boot.exitCode, 0, why);

@@ -1,3 +1,4 @@
+import { killChildrenOnExit, runCleanups, stopAllChildren } from '../src/proc.ts';
 import { canHideFirmware, HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 
 /**
@@ -9,3 +10,18 @@ import { canHideFirmware, HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
  * reports a skip when it cannot be done.
  */
 if (process.env[HIDE_FIRMWARE_ENV] === undefined && canHideFirmware()) process.env[HIDE_FIRMWARE_ENV] = '1';
+
+/**
+ * A test process stopped by a signal (the runner cancelled it, ^C) stops
+ * what it started, as the xip command does: every child's process group
+ * (a QEMU, a make) and then the registered cleanups (a test's network
+ * namespaces); on a plain exit the children still running are killed.
+ */
+killChildrenOnExit();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void stopAllChildren()
+      .then(runCleanups)
+      .finally(() => process.exit(130));
+  });
+}

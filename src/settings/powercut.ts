@@ -105,9 +105,7 @@ interface GuestBoot {
   result: BootResult;
   settings?: SettingsLine;
   ready: boolean;
-  begin?: number;
-  done?: number;
-  /** Every write the console showed: host times of its XSET-BEGIN and XSET-DONE. */
+  /** Every write the console showed: host times of its XSET-BEGIN and XSET-DONE (writes[0]: the boot's first). */
   writes: Array<{ begin: number; done?: number }>;
   answers: HttpAnswer[];
   error?: string;
@@ -145,16 +143,14 @@ async function guest(o: PowerCutOptions, flash: string, plan: GuestPlan): Promis
     powerCut: power.signal,
     onLine(line) {
       g.settings ??= parseSettingsLine(line);
-      if (line.includes('XSET-BEGIN')) g.writes.push({ begin: Date.now() });
+      if (line.includes('XSET-BEGIN')) {
+        g.writes.push({ begin: Date.now() });
+        if (g.writes.length === 1) plan.onBegin?.(cut);
+      }
       if (line.includes('XSET-DONE')) {
         const w = g.writes[g.writes.length - 1];
         if (w && w.done === undefined) w.done = Date.now();
       }
-      if (line.includes('XSET-BEGIN') && g.begin === undefined) {
-        g.begin = g.writes[g.writes.length - 1]!.begin;
-        plan.onBegin?.(cut);
-      }
-      if (line.includes('XSET-DONE') && g.done === undefined) g.done = Date.now();
       if (!g.ready && line.includes(LWRT_READY)) {
         g.ready = true;
         talking = plan.talk({ port, boot: g, cut, qmp }).catch((err: unknown) => {
@@ -232,7 +228,8 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     },
   });
   if (!a.result.ok || a.answers[0]?.status !== 200) fail(`the clean write failed (${a.answers[0]?.status ?? 'no answer'} ${a.answers[0]?.body.trim() ?? ''}): ${why(a)}`);
-  if (a.begin === undefined || a.done === undefined) fail(`the clean write printed no XSET-BEGIN/XSET-DONE: ${why(a)}`);
+  const cleanWrite = a.writes[0];
+  if (cleanWrite?.done === undefined) fail(`the clean write printed no XSET-BEGIN/XSET-DONE: ${why(a)}`);
 
   // 1b and 2. Boot again: the new hostname is there; then a burst of writes while the PC is sampled,
   // and TIMED more without sampling (it stops the guest), whose length as the host sees it sets the cuts' window.
@@ -267,7 +264,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
   // The host sees a write's console lines late and close together (2-3 ms apart), while the first
   // write of a boot, which each cut is, ends 5-10 ms after its XSET-BEGIN arrives: cuts within 4 ms
   // of it all left the old value (Debian 12 root, 50 of 50), within 6 ms 45 of 50. Hence a floor.
-  const writeMs = Math.max(MIN_WRITE_MS, a.done! - a.begin!, ...(timed as number[]));
+  const writeMs = Math.max(MIN_WRITE_MS, cleanWrite!.done! - cleanWrite!.begin, ...(timed as number[]));
   const bad = b.answers.slice(0, burst + TIMED).filter((r) => r.status !== 200);
   if (bad.length > 0 || b.answers.length < burst + TIMED) fail(`${bad.length || burst + TIMED - b.answers.length} of ${burst + TIMED} burst writes failed (${bad[0]?.status ?? 'no answer'}): ${why(b)}`);
   const flashText = kseg0(o.board.xipPhys);
@@ -303,10 +300,10 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
       talk: async ({ port, boot: gb, cut }) => {
         await ask(port, gb, setPath(wrote));
         // No XSET-BEGIN within 10 s after the answer: cut anyway, the run fails below.
-        if (gb.begin === undefined) setTimeout(cut, 10_000);
+        if (gb.writes.length === 0) setTimeout(cut, 10_000);
       },
     });
-    run.doneBeforeCut = g.done !== undefined;
+    run.doneBeforeCut = g.writes[0]?.done !== undefined;
     if (!g.ready || !g.settings) {
       run.outcome = 'no-boot';
       runs.push(run);
@@ -316,7 +313,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
     if (i > 1) judge(runs[i - 2]!, g.settings!);
     else if (g.settings!.hostname !== `burst${burst + TIMED}`) fail(`before the first cut the router has hostname=${g.settings!.hostname}, not burst${burst + TIMED}: ${why(g)}`);
     run.old = g.settings!.hostname;
-    if (g.begin === undefined) fail(`cut ${i}: the write never began (no XSET-BEGIN; answer ${g.answers[0]?.status ?? 'none'}): ${why(g)}`);
+    if (g.writes.length === 0) fail(`cut ${i}: the write never began (no XSET-BEGIN; answer ${g.answers[0]?.status ?? 'none'}): ${why(g)}`);
     runs.push(run);
   }
   // The last cut is read back by one more boot, which powers off cleanly.

@@ -13,6 +13,8 @@
 #define STRESS_SYS_H
 
 typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
 typedef unsigned long size_t;
 
 #define NR_exit          4001

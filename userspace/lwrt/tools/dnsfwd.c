@@ -28,9 +28,6 @@
 #define O_RDONLY 0
 #define SLOTS 64
 
-typedef unsigned short u16;
-typedef unsigned char u8;
-
 /* struct sockaddr_in: family in the CPU's order, port and address big-endian. */
 struct sin {
 	u16 family;

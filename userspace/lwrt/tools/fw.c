@@ -58,7 +58,6 @@ static long fw_recv(int fd, void *p, unsigned long n) { return recv(fd, p, n, 0)
 static long fw_write(int fd, const void *p, unsigned long n) { return write(fd, p, n); }
 #else
 #include "../../stress/sys.h"
-typedef unsigned short u16;
 #define CHECK(ours, theirs)
 #define NR_socket 4183
 #define NR_sendto 4180

@@ -38,7 +38,6 @@
 #define KEY_MAX 32
 #define VAL_MAX 255
 
-typedef unsigned char u8;
 
 struct erase_info_user {
 	u32 start;
