@@ -78,6 +78,18 @@
 #define PIIX4_PIRQ_CFGADDR	((1 << 31) | (10 << 11) | 0x60)
 #define PIIX4_PIRQ_ROUTE	0x0a0a0b0b	/* PIRQA,B -> IRQ10; PIRQC,D -> IRQ11 */
 
+/*
+ * The slave 8259's edge/level control register (ELCR2, ISA port 0x4d1) in
+ * PCI I/O space. Bits 2 and 3 make IRQ 10 and 11, where the PIRQs go, level-
+ * triggered, as PCI interrupts are. Left at its reset value (edge), a line
+ * two PCI devices share loses every interrupt once one device raises it
+ * while the other still holds it high: the router's two NICs stalled so.
+ * Linux's malta code never writes ELCR.
+ */
+#define PCI_IO_KSEG1		0xb8000000
+#define PIIX4_ELCR2		0x4d1
+#define PIIX4_ELCR2_PCI		0x0c
+
 /* Where argv, envp and their strings go in RAM (KSEG0), as YAMON does. */
 #define ARGV_ADDR	0x80002000
 #define ENVP_ADDR	0x80002010
@@ -139,6 +151,11 @@ reset:
 	sw	t0, GT_PCI0_CFGADDR(t1)
 	li	t0, PIIX4_PIRQ_ROUTE
 	sw	t0, GT_PCI0_CFGDATA(t1)
+
+	/* ... and level-triggered, which nobody else sets (see PIIX4_ELCR2). */
+	li	t1, PCI_IO_KSEG1
+	li	t0, PIIX4_ELCR2_PCI
+	sb	t0, PIIX4_ELCR2(t1)
 
 	/*
 	 * RAM size: write a pattern every 64 KiB until it does not read back
