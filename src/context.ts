@@ -84,6 +84,12 @@ export function defaultUserspace(board: Board, config: string): string {
   return board.defconfigs.router !== undefined && config === board.defconfigs.router ? 'router' : 'init';
 }
 
+/** The board's router defconfig, for the commands that build the router whatever CONFIG says (profile, measure-rootfs). */
+export function routerConfig(board: Pick<Board, 'name' | 'defconfigs'>): string {
+  if (board.defconfigs.router === undefined) throw badInput(`board ${board.name} has no router defconfig (defconfigs.router): the router cannot be built for it`);
+  return board.defconfigs.router;
+}
+
 const isOneOf = <T extends string>(values: readonly T[], v: string): v is T => (values as readonly string[]).includes(v);
 
 /**

@@ -1,4 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { crossIncludeDir, crossTriple, type BoardData } from './boards/board.ts';
+import { boardNames, getBoard } from './boards/index.ts';
 import { EXIT, XipError } from './errors.ts';
 import { info } from './log.ts';
 import { capture, run } from './proc.ts';
@@ -197,36 +199,86 @@ export interface CheckGroups {
   browser?: boolean;
 }
 
-const CROSS_UAPI = '/usr/mipsel-linux-gnu/include/linux/if.h';
+/** A check whose probe is given. */
+function check(name: string, pkg: string, needed: string, why: string, probe: () => string | undefined): ToolCheck {
+  return { name, pkg, needed, why, probe };
+}
 
-export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
-  const pkg = (name: string, p: string, needed: string, why: string, probe: () => string | undefined): ToolCheck => ({ name, pkg: p, needed, why, probe });
-  const cmd = (name: string, p: string, needed: string, why: string) => pkg(name, p, needed, why, () => versionOf(name));
-  const present = (name: string, p: string, why: string) => pkg(name, p, 'any', why, () => (commandExists(name) ? (debVersion(p) ?? 'present') : undefined));
+/** A command whose --version output must show at least `needed`. */
+function commandCheck(name: string, pkg: string, needed: string, why: string): ToolCheck {
+  return check(name, pkg, needed, why, () => versionOf(name));
+}
+
+/** A command that must be there, any version (the package's version is shown). */
+function presentCheck(name: string, pkg: string, why: string): ToolCheck {
+  return check(name, pkg, 'any', why, () => (commandExists(name) ? (debVersion(pkg) ?? 'present') : undefined));
+}
+
+/** Every registered board (the board-wide data is read; the loader does not matter). */
+export function registeredBoards(): BoardData[] {
+  return boardNames().map((name) => getBoard(name));
+}
+
+/** A board's cross toolchain: binutils, gcc and the kernel's UAPI headers for its triple, from its Debian packages. */
+function crossToolChecks(b: BoardData): ToolCheck[] {
+  const p = b.hostPackages;
+  const arch = crossTriple(b).split('-')[0];
+  const header = `${crossIncludeDir(b)}/linux/if.h`;
+  return [
+    commandCheck(`${b.crossCompile}ld`, p.binutils, '2.25', 'assembler and linker of the kernel and shim'),
+    commandCheck(`${b.crossCompile}gcc`, p.gcc, '5.1', 'TOOLCHAIN=gcc kernel; musl and busybox of the router'),
+    check(`${arch} kernel UAPI headers`, p.uapiHeaders, 'any', 'linux/*.h for busybox (only a Recommends of the cross gcc)', () => headerVersion(header, p.uapiHeaders)),
+  ];
+}
+
+/** The QEMU system emulator a board boots in. */
+function qemuChecks(b: BoardData): ToolCheck[] {
+  return [commandCheck(b.qemu.binary, b.hostPackages.qemu, '7.2', 'boots and tests (no firmware package needed)')];
+}
+
+/**
+ * The checks of `of` for every board, one per tool: boards that need the
+ * same tool from the same package share its row, whose why starts with the
+ * boards that need it unless all of them do.
+ */
+function perBoard(boards: readonly BoardData[], of: (b: BoardData) => ToolCheck[]): ToolCheck[] {
+  const rows = new Map<string, { check: ToolCheck; boards: Set<string> }>();
+  for (const b of boards) {
+    for (const c of of(b)) {
+      const key = `${c.name}\n${c.pkg}`;
+      const row = rows.get(key) ?? { check: c, boards: new Set<string>() };
+      row.boards.add(b.name);
+      rows.set(key, row);
+    }
+  }
+  const all = new Set(boards.map((b) => b.name)).size;
+  return [...rows.values()].map(({ check: c, boards: by }) => (by.size === all ? c : { ...c, why: `${[...by].join(', ')}: ${c.why}` }));
+}
+
+/** The host tools needed to build for and boot `boards`, with the groups of `opts`. */
+export function requirementsFor(boards: readonly BoardData[], opts: CheckGroups = {}): ToolCheck[] {
   return [
     // Minimums: Documentation/process/changes.rst of Linux 6.12, QEMU as tested.
-    cmd('clang', 'clang', '13.0.1', 'kernel, shim and PID 1 (TOOLCHAIN=clang, the default)'),
-    cmd('ld.lld', 'lld', '13.0.1', 'links the PID 1 and test programs built with clang'),
-    pkg('llvm-objcopy (llvm)', 'llvm', '13.0.1', 'llvm-objcopy/readelf/objdump for the clang kernel and verify tests', () => versionOf('llvm-objcopy')),
-    cmd('mipsel-linux-gnu-ld', 'binutils-mipsel-linux-gnu', '2.25', 'assembler and linker of the kernel and shim'),
-    cmd('mipsel-linux-gnu-gcc', 'gcc-mipsel-linux-gnu', '5.1', 'TOOLCHAIN=gcc kernel; musl and busybox of the router'),
-    pkg('mipsel kernel UAPI headers', 'linux-libc-dev-mipsel-cross', 'any', 'linux/*.h for busybox (only a Recommends of the cross gcc)', () => headerVersion(CROSS_UAPI, 'linux-libc-dev-mipsel-cross')),
-    cmd('gcc', 'gcc', '5.1', "the kernel's host programs (scripts/, kconfig)"),
-    pkg('C library headers (host)', 'libc6-dev', 'any', "the kernel's host programs", () => headerVersion('/usr/include/stdio.h', 'libc6-dev')),
-    cmd('qemu-system-mipsel', 'qemu-system-mips', '7.2', 'boots and tests (no firmware package needed)'),
-    cmd('make', 'make', '4.0', 'kernel build'),
-    cmd('flex', 'flex', '2.5.35', 'kernel build (kconfig, dtc)'),
-    cmd('bison', 'bison', '2.0', 'kernel build (kconfig, dtc)'),
-    cmd('bc', 'bc', 'any', 'kernel build (timeconst)'),
-    cmd('cpio', 'cpio', 'any', 'initramfs checks'),
-    cmd('xz', 'xz-utils', 'any', 'the Debian kernel tarball'),
-    cmd('tar', 'tar', 'any', 'kernel source'),
-    cmd('patch', 'patch', 'any', 'applies kernel/patches/'),
-    pkg('libelf headers', 'libelf-dev', 'any', 'kernel build (host tools)', () => headerVersion('/usr/include/libelf.h', 'libelf-dev')),
-    pkg('openssl headers', 'libssl-dev', '1.0.0', 'kernel build (certs, sign-file)', opensslVersion),
+    commandCheck('clang', 'clang', '13.0.1', 'kernel, shim and PID 1 (TOOLCHAIN=clang, the default)'),
+    commandCheck('ld.lld', 'lld', '13.0.1', 'links the PID 1 and test programs built with clang'),
+    check('llvm-objcopy (llvm)', 'llvm', '13.0.1', 'llvm-objcopy/readelf/objdump for the clang kernel and verify tests', () => versionOf('llvm-objcopy')),
+    ...perBoard(boards, crossToolChecks),
+    commandCheck('gcc', 'gcc', '5.1', "the kernel's host programs (scripts/, kconfig)"),
+    check('C library headers (host)', 'libc6-dev', 'any', "the kernel's host programs", () => headerVersion('/usr/include/stdio.h', 'libc6-dev')),
+    ...perBoard(boards, qemuChecks),
+    commandCheck('make', 'make', '4.0', 'kernel build'),
+    commandCheck('flex', 'flex', '2.5.35', 'kernel build (kconfig, dtc)'),
+    commandCheck('bison', 'bison', '2.0', 'kernel build (kconfig, dtc)'),
+    commandCheck('bc', 'bc', 'any', 'kernel build (timeconst)'),
+    commandCheck('cpio', 'cpio', 'any', 'initramfs checks'),
+    commandCheck('xz', 'xz-utils', 'any', 'the Debian kernel tarball'),
+    commandCheck('tar', 'tar', 'any', 'kernel source'),
+    commandCheck('patch', 'patch', 'any', 'applies kernel/patches/'),
+    check('libelf headers', 'libelf-dev', 'any', 'kernel build (host tools)', () => headerVersion('/usr/include/libelf.h', 'libelf-dev')),
+    check('openssl headers', 'libssl-dev', '1.0.0', 'kernel build (certs, sign-file)', opensslVersion),
     // The router userspace: busybox and musl from Debian's source packages (src/userspace/busybox.ts).
-    pkg('dpkg-source (dpkg-dev)', 'dpkg-dev', 'any', 'apt-get source and unpacking busybox/musl', () => versionOf('dpkg-source')),
-    present('bzip2', 'bzip2', "busybox's source tarball"),
+    check('dpkg-source (dpkg-dev)', 'dpkg-dev', 'any', 'apt-get source and unpacking busybox/musl', () => versionOf('dpkg-source')),
+    presentCheck('bzip2', 'bzip2', "busybox's source tarball"),
     {
       name: `apt deb-src entry for ${SOURCE_SUITE}`,
       pkg: '',
@@ -236,26 +288,31 @@ export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
       probe: () => (hasDebSrc(aptSourceFiles()) ? 'present' : undefined),
     },
     // The tests: QEMU runs with its firmware directories hidden (src/qemu/firmware.ts).
-    present('unshare', 'util-linux', 'tests: boots with QEMU firmware hidden'),
-    present('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
+    presentCheck('unshare', 'util-linux', 'tests: boots with QEMU firmware hidden'),
+    presentCheck('mount', 'mount', 'tests: boots with QEMU firmware hidden'),
     // The router end to end (test/integration-network.test.ts): network namespaces, taps, veths and bridges.
-    present('ip', 'iproute2', 'tests: the router between network namespaces'),
+    presentCheck('ip', 'iproute2', 'tests: the router between network namespaces'),
     // LOADER=uboot fetches the pinned u-boot-qemu with apt-get download (never installed); its tests read the uImage with u-boot-tools.
-    present('dumpimage', 'u-boot-tools', 'tests: the XIP uImage read back by dumpimage -l (LOADER=uboot)'),
+    presentCheck('dumpimage', 'u-boot-tools', 'tests: the XIP uImage read back by dumpimage -l (LOADER=uboot)'),
     // The cramfs writer (root filesystem in flash) is checked against util-linux's fsck.cramfs and mkfs.cramfs.
-    present('fsck.cramfs', 'util-linux-extra', 'tests: the cramfs writer checked by fsck.cramfs / mkfs.cramfs'),
-    present('dtc', 'device-tree-compiler', 'tests: the device tree the boot shim passes, decompiled by dtc'),
+    presentCheck('fsck.cramfs', 'util-linux-extra', 'tests: the cramfs writer checked by fsck.cramfs / mkfs.cramfs'),
+    presentCheck('dtc', 'device-tree-compiler', 'tests: the device tree the boot shim passes, decompiled by dtc'),
     {
-      ...pkg(`linux-source-6.12 (${DEBIAN_TARBALL})`, 'linux-source-6.12', '6.12', 'the kernel source (unless KERNEL_SRC or KERNEL_TARBALL)', () =>
+      ...check(`linux-source-6.12 (${DEBIAN_TARBALL})`, 'linux-source-6.12', '6.12', 'the kernel source (unless KERNEL_SRC or KERNEL_TARBALL)', () =>
         existsSync(DEBIAN_TARBALL) ? (debVersion('linux-source-6.12') ?? 'present') : undefined),
       optional: opts.needDebianSource === false,
     },
     // The HTML size report is checked in a real browser; only the tests need one, so only they install it.
-    { ...present('chromium', 'chromium', 'tests: the HTML size report rendered headless (make test)'), optional: !opts.browser },
-    { ...pkg('DejaVu fonts', 'fonts-dejavu-core', 'any', 'tests: text in the size report screenshot (chromium brings no font)', () => debVersion('fonts-dejavu-core')), optional: !opts.browser },
-    { ...cmd('git', 'git', 'any', 'make fresh-check (a clean clone), build-time bench'), optional: !opts.freshCheck },
-    { ...cmd('debootstrap', 'debootstrap', 'any', 'make fresh-check (a throwaway Debian root)'), optional: !opts.freshCheck },
+    { ...presentCheck('chromium', 'chromium', 'tests: the HTML size report rendered headless (make test)'), optional: !opts.browser },
+    { ...check('DejaVu fonts', 'fonts-dejavu-core', 'any', 'tests: text in the size report screenshot (chromium brings no font)', () => debVersion('fonts-dejavu-core')), optional: !opts.browser },
+    { ...commandCheck('git', 'git', 'any', 'make fresh-check (a clean clone), build-time bench'), optional: !opts.freshCheck },
+    { ...commandCheck('debootstrap', 'debootstrap', 'any', 'make fresh-check (a throwaway Debian root)'), optional: !opts.freshCheck },
   ];
+}
+
+/** The host tools every registered board needs, with the groups of `opts`. */
+export function toolChecks(opts: CheckGroups = {}): ToolCheck[] {
+  return requirementsFor(registeredBoards(), opts);
 }
 
 export function checkTools(checks: readonly ToolCheck[]): ToolStatus[] {

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { aptSourceFiles, debianArchive, parseAptSources, type AptEntry } from './doctor.ts';
+import type { BoardData } from './boards/board.ts';
+import { aptSourceFiles, debianArchive, parseAptSources, registeredBoards, type AptEntry } from './doctor.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
 import { info, warn } from './log.ts';
@@ -183,6 +184,27 @@ function rootEnv(): string[] {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
+/**
+ * What the fresh-check result records of the root's tools: a name and the
+ * shell command that prints its version on one line. The boards' cross
+ * gcc, binutils and QEMU come once per command; when boards use different
+ * ones, each is named by its command.
+ */
+export function versionProbes(boards: readonly BoardData[]): Array<[string, string]> {
+  const perBoard = (name: string, cmds: string[]): Array<[string, string]> => {
+    const unique = [...new Set(cmds)];
+    return unique.map((c) => [unique.length === 1 ? name : c, `${c} --version | head -1`]);
+  };
+  return [
+    ['node', 'node --version'],
+    ['clang', 'clang --version | head -1'],
+    ...perBoard('gcc', boards.map((b) => `${b.crossCompile}gcc`)),
+    ...perBoard('binutils', boards.map((b) => `${b.crossCompile}ld`)),
+    ...perBoard('qemu', boards.map((b) => b.qemu.binary)),
+    ['linux-source-6.12', "dpkg-query -W -f '${Version}\\n' linux-source-6.12"],
+  ];
+}
+
 export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   if (process.getuid?.() !== 0) {
     throw new XipError('fresh-check needs root (debootstrap, chroot and mounts): run it as root, e.g. sudo make fresh-check', { exitCode: EXIT.environment });
@@ -275,16 +297,9 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
 
     const progress = (l: string) => /^(\[|xip:|make(:|\[)|apt setup|installing:|busybox|musl|image:|kernel source|boot ok|ℹ|▶|not ok)/.test(l.trim()) || /^\s*(✔|✖)/.test(l);
     await step('make', () => inRoot('make', 'cd /root/mips-xip-kernel\nmake', { echo: progress, timeoutMs }));
-    const v = await inRoot('versions', [
-      'node --version',
-      'clang --version | head -1',
-      'mipsel-linux-gnu-gcc --version | head -1',
-      'mipsel-linux-gnu-ld --version | head -1',
-      'qemu-system-mipsel --version | head -1',
-      "dpkg-query -W -f '${Version}\\n' linux-source-6.12",
-    ].join('\n'));
-    const names = ['node', 'clang', 'gcc', 'binutils', 'qemu', 'linux-source-6.12'];
-    v.tail.slice(-names.length).forEach((l, i) => (versions[names[i]!] = l.trim()));
+    const probes = versionProbes(registeredBoards());
+    const v = await inRoot('versions', probes.map(([, cmd]) => cmd).join('\n'));
+    v.tail.slice(-probes.length).forEach((l, i) => (versions[probes[i]![0]] = l.trim()));
 
     await step('make test', async () => {
       const r = await inRoot('make-test', 'cd /root/mips-xip-kernel\nmake test', { echo: progress, timeoutMs, allowFailure: true });

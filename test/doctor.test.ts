@@ -11,11 +11,15 @@ import {
   installMethod,
   missingPackages,
   parseVersion,
+  registeredBoards,
   renderTable,
+  requirementsFor,
   toolChecks,
   versionAtLeast,
   type ToolCheck,
 } from '../src/doctor.ts';
+import { crossIncludeDir, type BoardData } from '../src/boards/board.ts';
+import { malta } from '../src/boards/malta.ts';
 import { XipError } from '../src/errors.ts';
 
 /** Capture what a function writes to stdout. */
@@ -125,6 +129,53 @@ describe('tool table', () => {
     assert.equal(installMethod(1000, true), 'sudo');
     assert.equal(installMethod(1000, false), 'none');
     assert.deepEqual(aptCommand(['a', 'b']), ['apt-get', 'install', '-y', '--no-install-recommends', 'a', 'b']);
+  });
+});
+
+describe("the boards' host tools", () => {
+  /** A board with malta's machine but another byte order: other cross tools and headers, the same QEMU package. */
+  const be: BoardData = {
+    ...malta,
+    name: 'be',
+    crossCompile: 'mips-linux-gnu-',
+    hostPackages: { ...malta.hostPackages, binutils: 'binutils-mips-linux-gnu', gcc: 'gcc-mips-linux-gnu', uapiHeaders: 'linux-libc-dev-mips-cross' },
+    qemu: { ...malta.qemu, binary: 'qemu-system-mips' },
+  };
+  const rows = (checks: ToolCheck[]) => checks.map((c) => [c.name, c.pkg, c.needed, c.why]);
+  const named = (checks: ToolCheck[], name: string) => checks.find((c) => c.name === name);
+
+  it("come from the board: its cross tools, UAPI headers and QEMU, with the board's packages", () => {
+    const checks = requirementsFor([malta]);
+    const p = malta.hostPackages;
+    assert.equal(named(checks, `${malta.crossCompile}ld`)?.pkg, p.binutils);
+    assert.equal(named(checks, `${malta.crossCompile}gcc`)?.pkg, p.gcc);
+    assert.equal(named(checks, malta.qemu.binary)?.pkg, p.qemu);
+    assert.equal(checks.find((c) => c.pkg === p.uapiHeaders)?.name, 'mipsel kernel UAPI headers');
+    assert.equal(crossIncludeDir(malta), '/usr/mipsel-linux-gnu/include', 'where the UAPI header check looks (linux/if.h)');
+    // The minimum versions and reasons of before the boards were data.
+    assert.deepEqual(rows(checks.filter((c) => Object.values(p).includes(c.pkg))), [
+      ['mipsel-linux-gnu-ld', 'binutils-mipsel-linux-gnu', '2.25', 'assembler and linker of the kernel and shim'],
+      ['mipsel-linux-gnu-gcc', 'gcc-mipsel-linux-gnu', '5.1', 'TOOLCHAIN=gcc kernel; musl and busybox of the router'],
+      ['mipsel kernel UAPI headers', 'linux-libc-dev-mipsel-cross', 'any', 'linux/*.h for busybox (only a Recommends of the cross gcc)'],
+      ['qemu-system-mipsel', 'qemu-system-mips', '7.2', 'boots and tests (no firmware package needed)'],
+    ]);
+  });
+
+  it('is the list of every registered board', () => {
+    assert.deepEqual(rows(toolChecks({ freshCheck: true })), rows(requirementsFor(registeredBoards(), { freshCheck: true })));
+  });
+
+  it('lists a tool two boards share once, and names the boards of a tool only some need', () => {
+    assert.deepEqual(rows(requirementsFor([malta, { ...malta, name: 'twin' }])), rows(requirementsFor([malta])));
+    const both = requirementsFor([malta, be]);
+    assert.equal(both.filter((c) => c.name === 'clang').length, 1);
+    assert.equal(named(both, 'mips-linux-gnu-ld')?.why, 'be: assembler and linker of the kernel and shim');
+    assert.equal(named(both, 'mipsel-linux-gnu-ld')?.why, 'malta: assembler and linker of the kernel and shim');
+    assert.equal(named(both, 'mips kernel UAPI headers')?.pkg, 'linux-libc-dev-mips-cross');
+    // Two QEMU binaries from one package: both checked, the package installed once.
+    assert.deepEqual(both.filter((c) => c.pkg === 'qemu-system-mips').map((c) => c.name), ['qemu-system-mipsel', 'qemu-system-mips']);
+    const allMissing = checkTools(both.map((c) => ({ ...c, optional: false, probe: () => undefined })));
+    assert.equal(missingPackages(allMissing).filter((p) => p === 'qemu-system-mips').length, 1);
   });
 });
 

@@ -5,12 +5,27 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseAptSources } from '../src/doctor.ts';
 import { XipError } from '../src/errors.ts';
-import { archivesOf, formatFresh, mountsUnder, processesIn, releaseOf, rootSources, testSummary } from '../src/fresh.ts';
+import { malta } from '../src/boards/malta.ts';
+import { archivesOf, formatFresh, mountsUnder, processesIn, releaseOf, rootSources, testSummary, versionProbes } from '../src/fresh.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xip-fresh-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('fresh-check pieces', () => {
+  it("records the version of each board's cross gcc, binutils and QEMU, each command once", () => {
+    assert.deepEqual(versionProbes([malta, { ...malta, name: 'twin' }]), [
+      ['node', 'node --version'],
+      ['clang', 'clang --version | head -1'],
+      ['gcc', 'mipsel-linux-gnu-gcc --version | head -1'],
+      ['binutils', 'mipsel-linux-gnu-ld --version | head -1'],
+      ['qemu', 'qemu-system-mipsel --version | head -1'],
+      ['linux-source-6.12', "dpkg-query -W -f '${Version}\\n' linux-source-6.12"],
+    ]);
+    const be = { ...malta, name: 'be', crossCompile: 'mips-linux-gnu-', qemu: { ...malta.qemu, binary: 'qemu-system-mips' } };
+    const names = versionProbes([malta, be]).map(([n]) => n);
+    assert.deepEqual(names.slice(2, 8), ['mipsel-linux-gnu-gcc', 'mips-linux-gnu-gcc', 'mipsel-linux-gnu-ld', 'mips-linux-gnu-ld', 'qemu-system-mipsel', 'qemu-system-mips']);
+  });
+
   it('knows Debian 12 and 13 and what the README installs on each; anything else is bad input', () => {
     assert.equal(releaseOf('13').codename, 'trixie');
     assert.deepEqual(releaseOf('13').prerequisites, ['nodejs', 'npm', 'make', 'git', 'ca-certificates']);

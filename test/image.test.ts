@@ -162,15 +162,16 @@ describe('flash image layout', () => {
 });
 
 describe('boot shim build', () => {
-  // Fake tools on PATH: clang and ld do nothing, objcopy writes its output
-  // file and succeeds, or writes half of it and fails (FAKE_OBJCOPY=fail).
+  // Fake tools on PATH: clang writes its arguments to $FAKE_ARGS (when set),
+  // ld does nothing, objcopy writes its output file and succeeds, or writes
+  // half of it and fails (FAKE_OBJCOPY=fail).
   const bin = join(tmp, 'fake-tools');
   mkdirSync(bin, { recursive: true });
   const tool = (name: string, body: string) => {
     writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
     chmodSync(join(bin, name), 0o755);
   };
-  tool('clang', 'exit 0');
+  tool('clang', '[ -z "$FAKE_ARGS" ] || printf "%s\\n" "$@" > "$FAKE_ARGS"');
   tool('mipsel-linux-gnu-ld', 'exit 0');
   tool('mipsel-linux-gnu-objcopy', 'for out; do :; done; printf SHIM > "$out"; [ "$FAKE_OBJCOPY" != fail ]');
   const withFakeTools = async <T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> => {
@@ -190,6 +191,18 @@ describe('boot shim build', () => {
     const s = await withFakeTools({}, () => buildShim(ctx, 0x9e001000));
     assert.equal(readFileSync(s.bin, 'utf8'), 'SHIM');
     assert.deepEqual(readdirSync(shimDir).filter((f) => f.includes('tmp')), []);
+  });
+
+  it("assembles for the board's CPU: its cpuFlags, its clang target", async () => {
+    const argsFile = join(tmp, 'clang-args');
+    await withFakeTools({ FAKE_ARGS: argsFile }, () => buildShim(ctx, 0x9e001000));
+    const args = readFileSync(argsFile, 'utf8').split('\n');
+    assert.ok(args.includes('-march=mips32r2') && args.includes('--target=mipsel-linux-gnu'), args.join(' '));
+    const other = { ...ctx, board: { ...ctx.board, cpuFlags: ['-march=mips32r6', '-mtune=p5600'] } };
+    await withFakeTools({ FAKE_ARGS: argsFile }, () => buildShim(other, 0x9e001000));
+    const otherArgs = readFileSync(argsFile, 'utf8').split('\n');
+    assert.ok(otherArgs.includes('-march=mips32r6') && otherArgs.includes('-mtune=p5600'), otherArgs.join(' '));
+    assert.ok(!otherArgs.includes('-march=mips32r2'), 'no ISA of its own');
   });
 
   it('a failing objcopy leaves no shim.bin.tmp behind, and no new shim.bin', async () => {

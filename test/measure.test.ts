@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { REPO_ROOT } from '../src/context.ts';
 import { parseElf } from '../src/elf/elf32.ts';
 import type { ImageReport } from '../src/image/index.ts';
-import { countRate, QEMU_MALTA_COUNT_HZ, serialToFile } from '../src/measure/bootcost.ts';
+import { countRate, serialToFile } from '../src/measure/bootcost.ts';
 import { flashUse } from '../src/measure/flash.ts';
 import { decodeWord, encodeWord, framePacket, isStopReply, parsePackets } from '../src/measure/gdb.ts';
 import {
@@ -18,7 +18,7 @@ import {
   reservedPerPage,
 } from '../src/measure/memory.ts';
 import { findMinRam, type Attempt } from '../src/measure/minram.ts';
-import { memoryOfBoot } from '../src/measure/index.ts';
+import { bootCostMethod, memoryOfBoot } from '../src/measure/index.ts';
 import { EXIT, XipError } from '../src/errors.ts';
 import { getBoard } from '../src/boards/index.ts';
 
@@ -258,9 +258,17 @@ describe('boot-cost QEMU arguments', () => {
     assert.throws(() => serialToFile(['-nographic'], '/t/c.log'), /no '-serial stdio'/);
   });
 
-  it('the Count rate of QEMU malta, none for an unknown machine', () => {
-    assert.equal(countRate(malta), QEMU_MALTA_COUNT_HZ);
-    assert.throws(() => countRate({ ...malta, qemu: { ...malta.qemu, machine: 'virt' } }), /no CP0 Count rate/);
+  it("the Count rate is the board's (QEMU malta: 160 MHz)", () => {
+    assert.equal(countRate(malta), malta.qemu.countHz);
+    assert.equal(malta.qemu.countHz, 160_000_000);
+    assert.equal(countRate({ ...malta, qemu: { ...malta.qemu, machine: 'other', countHz: 100_000_000 } }), 100_000_000);
+  });
+
+  it("the method names the boards' Count rates", () => {
+    const other = { ...malta, name: 'other', qemu: { ...malta.qemu, countHz: 12_500_000 } };
+    assert.match(bootCostMethod([malta]), /QEMU's Count rate \(160 MHz\) and returns/);
+    assert.match(bootCostMethod([malta, { ...malta, name: 'twin' }]), /QEMU's Count rate \(160 MHz\) and returns/);
+    assert.match(bootCostMethod([malta, other]), /QEMU's Count rate \(160 MHz on malta; 12\.5 MHz on other\) and returns/);
   });
 });
 

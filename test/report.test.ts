@@ -144,6 +144,15 @@ describe('README section', () => {
     assert.match(s, /44,954,524 fewer instructions to start_kernel, 44,361,541 fewer to PID 1/);
   });
 
+  it("says the board's link address, device tree and QEMU machine; a board it does not know is bad input", () => {
+    const s = renderSection([{ r: results(), file: 'bench/results-xip_qemu_malta.json' }]);
+    assert.match(s, /below the kernel's link address 0x80100000 \(malta\.dts \/memreserve\/s it all/);
+    assert.match(s, /reserved only because malta\.dts says so/);
+    assert.match(s, /each variant boots in QEMU malta at each size/);
+    assert.match(s, /QEMU's Count rate \(160 MHz\)/);
+    assert.throws(() => renderSection([{ r: results({ board: 'nosuch' }), file: 'bench/x.json' }]), /bench\/x\.json: measured on board 'nosuch', which this toolkit does not know/);
+  });
+
   it('replaces only the marked block, the same way every time', () => {
     const readme = `# T\n\nintro\n\n${BEGIN}\nold\n${END}\n\n## After\n`;
     const once = replaceBlock(readme, 'NEW');

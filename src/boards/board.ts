@@ -77,6 +77,12 @@ export const BoardSchema = z.object({
       env: z.object({ offset: z.number().int().nonnegative(), size: z.number().int().positive() }),
     })
     .optional(),
+  /**
+   * KiB at the top of RAM the kernel's platform code leaves out of its memory
+   * map, so its "Memory: .../NK" total is this much short of what QEMU was
+   * given (big-endian malta: the last page, arch/mips/mti-malta/malta-dtshim.c).
+   */
+  ramTopUnusedKiB: z.number().int().nonnegative().optional(),
   /** Physical RAM base and the kernel's RAM link address (KSEG0). */
   ramPhys: z.number().int().nonnegative(),
   linkAddress: z.number().int().nonnegative(),
@@ -92,6 +98,11 @@ export const BoardSchema = z.object({
   /** The kernel's name of the flash chip (mtd-id of mtdparts=). */
   mtdId: z.string(),
   defconfigs: z.object({ minimal: z.string(), router: z.string().optional() }),
+  /**
+   * Kconfig lines every kernel for this board gets after its defconfig
+   * (e.g. the byte order of a board that shares another's defconfigs).
+   */
+  kconfig: z.array(z.string().regex(/^(CONFIG_[A-Za-z0-9_]+=.*|# CONFIG_[A-Za-z0-9_]+ is not set)$/)).optional(),
   qemu: z.object({
     binary: z.string(),
     machine: z.string(),
@@ -105,7 +116,22 @@ export const BoardSchema = z.object({
     /** The board's network interfaces: QEMU device model and the PCI slot of each (in the order eth0, eth1, ...). */
     nic: z.object({ model: z.string(), slots: z.array(z.string().regex(/^0x[0-9a-f]+$/)).min(1) }),
     defaultMemMiB: z.number().int().positive(),
+    /**
+     * The CP0 Count rate QEMU gives this machine, Hz: the kernel's
+     * mips_hpt_frequency must equal it for cycle counts to mean time (the
+     * boot-cost measurement sets it when it skips the kernel's own
+     * calibration). malta: 160 MHz, per QEMU's hw/mips/malta.c.
+     */
+    countHz: z.number().int().positive(),
   }),
+  /**
+   * Debian packages (the same names on Debian 12 and 13) that bring the
+   * board's host tools: the cross binutils (`<crossCompile>ld`), the cross
+   * gcc, the kernel's UAPI headers for the cross triple (only a Recommends
+   * of the cross gcc; busybox needs them) and QEMU (qemu.binary). xip doctor
+   * checks and installs them.
+   */
+  hostPackages: z.object({ binutils: z.string(), gcc: z.string(), uapiHeaders: z.string(), qemu: z.string() }),
 });
 
 export type BoardData = z.infer<typeof BoardSchema>;
@@ -130,6 +156,26 @@ export const KSEG1 = 0xa0000000;
 /** KSEG0 virtual address of a physical address, as an unsigned 32-bit number. */
 export function kseg0(phys: number): number {
   return (KSEG0 + phys) >>> 0;
+}
+
+/** Physical address of a KSEG0 virtual address (a kernel link address), as an unsigned 32-bit number. */
+export function physOfKseg0(virt: number): number {
+  return (virt - KSEG0) >>> 0;
+}
+
+/** The GNU triple of the board's cross tools: CROSS_COMPILE without its trailing dash (mipsel-linux-gnu- -> mipsel-linux-gnu). */
+export function crossTriple(board: Pick<BoardData, 'crossCompile'>): string {
+  return board.crossCompile.replace(/-$/, '');
+}
+
+/** Where Debian's cross packages put the target's headers (the UAPI headers among them): /usr/<triple>/include. */
+export function crossIncludeDir(board: Pick<BoardData, 'crossCompile'>): string {
+  return `/usr/${crossTriple(board)}/include`;
+}
+
+/** The RAM total (KiB) the kernel reports when it is given memMiB. */
+export function kernelTotalKiB(board: BoardData, memMiB: number): number {
+  return memMiB * 1024 - (board.ramTopUnusedKiB ?? 0);
 }
 
 /** The partition of a map that holds `content` (the first one). */

@@ -74,5 +74,14 @@ export const malta: BoardData = {
     // to 10, 11, 12 and 18-21 only; 10 and 12 are the PIIX4 USB and sound).
     nic: { model: 'pcnet', slots: ['0x0b', '0x12'] },
     defaultMemMiB: 256,
+    // CPU clock 320 MHz (hw/mips/malta.c), Count every 2nd cycle (cp0_count_rate 2).
+    countHz: 160_000_000,
+  },
+  hostPackages: {
+    binutils: 'binutils-mipsel-linux-gnu',
+    gcc: 'gcc-mipsel-linux-gnu',
+    uapiHeaders: 'linux-libc-dev-mipsel-cross',
+    // One package has every MIPS system emulator: qemu-system-mipsel among them.
+    qemu: 'qemu-system-mips',
   },
 };

@@ -22,9 +22,9 @@ export function define(program: Command): Command {
 export async function handler(g: GlobalOptions, o: MeasureRootfsCommandOptions): Promise<number> {
   const { measureRoots, formatRoots, rootResultsPath, saveRoots } = await import('../measure/rootfs.ts');
   const ctx = contextFrom(g);
-  const r = await measureRoots({ toolchain: ctx.toolchain, minRam: o.minRam });
+  const r = await measureRoots({ board: ctx.board, toolchain: ctx.toolchain, minRam: o.minRam });
   if (o.save) {
-    const p = rootResultsPath(ctx.repo, ctx.toolchain);
+    const p = rootResultsPath(ctx.repo, ctx.toolchain, ctx.board.name);
     saveRoots(r, p);
     info(`results: ${p}`);
   }

@@ -1,4 +1,4 @@
-import { KSEG1, kseg0, type Board, type Partition } from '../boards/board.ts';
+import { KSEG1, kseg0, physOfKseg0, type Board, type Partition } from '../boards/board.ts';
 import { kernelPartition } from '../boards/flashmap.ts';
 import { PT, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { badInput, XipError } from '../errors.ts';
@@ -43,10 +43,10 @@ export interface Placement {
 export const SEGMENT_BOUNDARY = KSEG1;
 
 /**
- * The flash budget: the whole chip. QEMU's byte swap of malta's first
- * 0x3e0000 bytes is undone by pre-swapping exactly that range, so bytes
- * beyond it are usable as stored. The one place the budget is computed
- * (image assembly, its layout map, verify and the measurements).
+ * The flash budget: the whole chip. QEMU's byte swap of the board's first
+ * loaderSwapBytes (malta: 0x3e0000) is undone by pre-swapping exactly that
+ * range, so bytes beyond it are usable as stored. The one place the budget
+ * is computed (image assembly, its layout map, verify and the measurements).
  */
 export function flashBudget(board: Board): number {
   return board.flashSize;
@@ -181,7 +181,7 @@ function readWord(elf: ElfFile, vaddr: number): number | undefined {
  */
 export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, kernelBytes: number, deflatedEnd?: number, rootfsBytes?: number): Layout {
   const budget = flashBudget(board);
-  const toPhys = (v: number) => (v - 0x80000000) >>> 0;
+  const toPhys = physOfKseg0;
   const at = (off: number) => board.flashPhys + off;
   const text = sym(elf, '_text');
   const etext = sym(elf, '_etext');

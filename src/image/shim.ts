@@ -41,7 +41,7 @@ export async function buildShim(ctx: BuildContext, kernelEntry: number): Promise
   const b = ctx.board;
   const flags = [
     ...(b.endian === 'little' ? ['-EL'] : ['-EB']),
-    '-march=mips32r2',
+    ...b.cpuFlags,
     '-mno-abicalls',
     '-fno-pic',
     `-DSHIM_CMDLINE=${cString(kernelCmdline(b))}`,

@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BoardData } from '../boards/board.ts';
 import type { Board } from '../boards/index.ts';
 import type { Variant } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
@@ -42,9 +43,6 @@ import { hex } from '../text.ts';
 
 /** Fixed RTC start for the PID 1 count: the wall-clock time the guest reads is part of its state. */
 export const RTC_ARGS = ['-rtc', 'base=2024-01-01T00:00:00,clock=vm'];
-
-/** CP0 Count rate of QEMU malta: CPU clock 320 MHz (hw/mips/malta.c), Count every 2nd cycle (cp0_count_rate 2). */
-export const QEMU_MALTA_COUNT_HZ = 160_000_000;
 
 export interface BootCostOptions {
   board: Board;
@@ -245,8 +243,7 @@ export function serialToFile(args: string[], file: string): string[] {
   return out;
 }
 
-/** The CP0 Count rate the guest should see (QEMU's model, not the host clock). */
-export function countRate(board: Board): number {
-  if (board.qemu.machine === 'malta') return QEMU_MALTA_COUNT_HZ;
-  throw badInput(`boot cost: no CP0 Count rate known for QEMU machine '${board.qemu.machine}'`);
+/** The CP0 Count rate the guest should see: QEMU's model of the board's machine, not the host clock. */
+export function countRate(board: Pick<BoardData, 'qemu'>): number {
+  return board.qemu.countHz;
 }

@@ -1,5 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { BoardData } from '../boards/board.ts';
 import { makeContext, type BuildContext } from '../context.ts';
 import { badInput, EXIT, XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
@@ -9,7 +10,7 @@ import { info } from '../log.ts';
 import type { BootResult } from '../qemu/runner.ts';
 import { bootBuilt } from '../pipeline.ts';
 import { getProfile } from '../userspace/profiles.ts';
-import { elfEntry, measureBootCost, type BootCost } from './bootcost.ts';
+import { countRate, elfEntry, measureBootCost, RTC_ARGS, type BootCost } from './bootcost.ts';
 import { measureBuildTimes } from './buildtime.ts';
 import { flashUseOf } from './flash.ts';
 import { machineInfo } from './machine.ts';
@@ -260,7 +261,8 @@ export async function measure(o: MeasureOptions): Promise<Results> {
       requiredGainKiB: Math.ceil((xs.text + xs.rodata + xs.initText) / 1024),
       reservedPerPageBytes: { xip: per('xip'), stock: per('stock') },
     };
-    r.commands.push(`qemu-system-mipsel -M malta -cpu 24Kc -m <N>M ... -bios xip-bios.bin | -kernel vmlinux (N = ${sizes.join(', ')})`);
+    const q = xip.board.qemu;
+    r.commands.push(`${q.binary} -M ${q.machine} -cpu ${q.cpu} -m <N>M ... -bios xip-bios.bin | -kernel vmlinux (N = ${sizes.join(', ')})`);
   }
 
   // 2. Minimum RAM.
@@ -317,7 +319,7 @@ export async function measure(o: MeasureOptions): Promise<Results> {
         log: join(dir, `icount-${what}-${i + 1}.log`),
       });
     };
-    const bc = { method: BOOT_COST_METHOD, memMiB, xip: [] as BootCost[], vmlinux: [] as BootCost[], vmlinuz: [] as BootCost[] };
+    const bc = { method: bootCostMethod([xip.board]), memMiB, xip: [] as BootCost[], vmlinux: [] as BootCost[], vmlinuz: [] as BootCost[] };
     for (let i = 0; i < runs; i++) {
       for (const w of ['xip', 'vmlinux', 'vmlinuz'] as const) {
         info(`measure: guest instructions, ${w}, run ${i + 1}/${runs}`);
@@ -330,7 +332,7 @@ export async function measure(o: MeasureOptions): Promise<Results> {
       if (set.size > 1) notes.push(`boot cost of ${w} differed between runs: ${[...set].join(' / ')}`);
     }
     r.commands.push(
-      `qemu-system-mipsel ... -m ${memMiB}M -icount shift=0,sleep=off,rr=record,rrfile=... -S -gdb chardev:... -qmp unix:... -serial file:... -rtc base=2024-01-01T00:00:00,clock=vm (breakpoints through the gdbstub, counts through QMP query-replay)`,
+      `${xip.board.qemu.binary} ... -m ${memMiB}M -icount shift=0,sleep=off,rr=record,rrfile=... -S -gdb chardev:... -qmp unix:... -serial file:... ${RTC_ARGS.join(' ')} (breakpoints through the gdbstub, counts through QMP query-replay)`,
     );
   }
 
@@ -349,13 +351,33 @@ export async function measure(o: MeasureOptions): Promise<Results> {
   return r;
 }
 
-export const BOOT_COST_METHOD =
-  'QEMU -icount shift=0,sleep=off,rr=record: every guest instruction counted; QMP query-replay reads the count when the gdbstub stops the guest ' +
-  'at a breakpoint (start_kernel and run_init_process from the vmlinux symbol table, PID 1 at the entry point of /init). ' +
-  'The console goes to a file (a pipe makes the guest poll the UART for as long as the host takes to read). ' +
-  'To PID 1, the RTC runs on the virtual clock from a fixed date and the debugger skips estimate_frequencies() ' +
-  '(its RTC busy-wait lasts 1-2 virtual seconds): it sets mips_hpt_frequency to QEMU\'s Count rate (160 MHz) and returns at once. ' +
-  'For vmlinuz, start_kernel is the address from the stock vmlinux (the decompressor places that same image).';
+/**
+ * How the boot cost is measured, as the results file and the README say
+ * it, with the Count rate the debugger gives the guest on these boards
+ * (each rate with its boards when they differ).
+ */
+export function bootCostMethod(boards: readonly Pick<BoardData, 'name' | 'qemu'>[]): string {
+  return (
+    'QEMU -icount shift=0,sleep=off,rr=record: every guest instruction counted; QMP query-replay reads the count when the gdbstub stops the guest ' +
+    'at a breakpoint (start_kernel and run_init_process from the vmlinux symbol table, PID 1 at the entry point of /init). ' +
+    'The console goes to a file (a pipe makes the guest poll the UART for as long as the host takes to read). ' +
+    'To PID 1, the RTC runs on the virtual clock from a fixed date and the debugger skips estimate_frequencies() ' +
+    `(its RTC busy-wait lasts 1-2 virtual seconds): it sets mips_hpt_frequency to QEMU's Count rate (${countRates(boards)}) and returns at once. ` +
+    'For vmlinuz, start_kernel is the address from the stock vmlinux (the decompressor places that same image).'
+  );
+}
+
+/** The boards' Count rates in MHz: "160 MHz", or "160 MHz on a, b; 100 MHz on c" when they differ. */
+function countRates(boards: readonly Pick<BoardData, 'name' | 'qemu'>[]): string {
+  const byRate = new Map<string, string[]>();
+  for (const b of boards) {
+    const mhz = `${countRate(b) / 1e6} MHz`;
+    byRate.set(mhz, [...(byRate.get(mhz) ?? []), b.name]);
+  }
+  if (byRate.size === 0) return "the board's qemu.countHz";
+  if (byRate.size === 1) return [...byRate.keys()][0]!;
+  return [...byRate].map(([mhz, names]) => `${mhz} on ${[...new Set(names)].join(', ')}`).join('; ');
+}
 
 /** bench/results-<config>.json */
 export function resultsPath(repo: string, config: string): string {

@@ -1,3 +1,4 @@
+import { physOfKseg0 } from '../boards/board.ts';
 import { readElf, type ElfFile } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { parseMemoryLine } from '../qemu/markers.ts';
@@ -123,16 +124,16 @@ export function kernelSizes(elfOrPath: ElfFile | string): KernelSizes {
     rodata: sym('__end_rodata') - sym('_etext'),
     initText: sym('_einittext') - sym('_sinittext'),
     ramImage: sym('_end') - ramStart,
-    ramStartPhys: (ramStart - 0x80000000) >>> 0,
+    ramStartPhys: physOfKseg0(ramStart),
   };
 }
 
 /**
  * Where the RAM of a boot went, from its Memory: line and log plus the
  * kernel's symbols. Everything in KiB.
- *   belowKernel   RAM below the kernel's first RAM byte (malta: the first MiB,
- *                 exception vectors and what YAMON would use; never given to
- *                 the page allocator)
+ *   belowKernel   RAM below the kernel's first RAM byte, never given to the
+ *                 page allocator (e.g. malta's first MiB: the exception
+ *                 vectors and what YAMON would use, reserved by its DTB)
  *   kernelImage   the kernel's RAM image (_sdata.._end for XIP, _text.._end for stock)
  *   hashTables    dentry/inode/mount hash tables printed in the log
  *   otherReserved the rest of `reserved`: struct pages (mem_map), the page

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeContext, userspacePaths, type BuildContext, type Toolchain } from '../context.ts';
+import type { Board } from '../boards/index.ts';
+import { DEFAULTS, makeContext, routerConfig, userspacePaths, type BuildContext, type Toolchain } from '../context.ts';
 import { EXIT, XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { readImageReport } from '../image/stage.ts';
@@ -28,8 +29,6 @@ export const ROOT_VARIANTS: ReadonlyArray<{ userspace: string; what: string }> =
   { userspace: 'router-xip', what: 'cramfs in flash, code in place' },
   { userspace: 'router-profiled', what: 'cramfs in flash, profiled code in place' },
 ];
-
-const CONFIG = 'lwrt_qemu_malta_defconfig';
 
 export interface RootRow {
   userspace: string;
@@ -66,15 +65,16 @@ function rootBytesOf(ctx: BuildContext): { root: number; used: number; xip: numb
   return { root: r.rootfs?.bytes ?? rd?.size ?? 0, used: r.layout.used, xip };
 }
 
-export async function measureRoots(o: { toolchain: Toolchain; memMiB?: number; minRam?: boolean }): Promise<RootResults> {
+export async function measureRoots(o: { board: Pick<Board, 'name' | 'defconfigs'>; toolchain: Toolchain; memMiB?: number; minRam?: boolean }): Promise<RootResults> {
   const memMiB = o.memMiB ?? 16;
+  const base = { board: o.board.name, config: routerConfig(o.board), variant: 'xip', toolchain: o.toolchain } as const;
   const rows: RootRow[] = [];
   for (const v of ROOT_VARIANTS) {
-    const ctx = makeContext({ config: CONFIG, variant: 'xip', toolchain: o.toolchain, userspace: v.userspace });
+    const ctx = makeContext({ ...base, userspace: v.userspace });
     if (getProfile(v.userspace).flashRootfs?.xip === 'profile') {
       // Recorded again on this build's all-compressed root, so that it describes this busybox.
       info('rootfs: recording the execution profile on router-cramfs');
-      await recordProfile(makeContext({ config: CONFIG, variant: 'xip', toolchain: o.toolchain, userspace: 'router-cramfs' }), 256);
+      await recordProfile(makeContext({ ...base, userspace: 'router-cramfs' }), 256);
     }
     info(`rootfs: ${v.userspace}: build and image`);
     await build(ctx);
@@ -106,7 +106,7 @@ export async function measureRoots(o: { toolchain: Toolchain; memMiB?: number; m
   }
   return {
     toolchain: o.toolchain,
-    config: CONFIG,
+    config: base.config,
     measured: new Date().toISOString(),
     rows,
     commands: [
@@ -126,8 +126,9 @@ export function formatRoots(r: RootResults): string {
   );
 }
 
-export function rootResultsPath(repo: string, toolchain: Toolchain): string {
-  return join(repo, 'bench', `rootfs-${toolchain}.json`);
+/** bench/rootfs-<toolchain>.json of the default board; another board's name goes in front of the toolchain. */
+export function rootResultsPath(repo: string, toolchain: Toolchain, board: string = DEFAULTS.board): string {
+  return join(repo, 'bench', `rootfs-${board === DEFAULTS.board ? '' : `${board}-`}${toolchain}.json`);
 }
 
 export function saveRoots(r: RootResults, path: string): void {

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../boards/board.ts';
-import { kseg0, partitionOf } from '../boards/board.ts';
+import { KSEG0, kseg0, partitionOf } from '../boards/board.ts';
 import { STT, readElf } from '../elf/elf32.ts';
 import { badInput, XipError, EXIT } from '../errors.ts';
 import { samplePcs } from '../qemu/qmp.ts';
@@ -187,7 +187,7 @@ const GENERATED_RAM_CODE = /^(handle_tlb[lsm]|clear_page_ram|copy_page_ram|tlbmi
 /** The kernel's functions in RAM (.xiptext, with the data) but the generated code: the XIP-aware MTD code, as [start, end) ranges. */
 function ramFunctions(vmlinux: string, flashBase: number): Array<[number, number]> {
   return readElf(vmlinux)
-    .symbols.filter((s) => s.type === STT.FUNC && s.size > 0 && s.value >>> 0 >= 0x80000000 && s.value >>> 0 < flashBase && !GENERATED_RAM_CODE.test(s.name))
+    .symbols.filter((s) => s.type === STT.FUNC && s.size > 0 && s.value >>> 0 >= KSEG0 && s.value >>> 0 < flashBase && !GENERATED_RAM_CODE.test(s.name))
     .map((s) => [s.value >>> 0, (s.value + s.size) >>> 0] as [number, number]);
 }
 
@@ -272,7 +272,7 @@ export async function powerCutTest(o: PowerCutOptions): Promise<PowerCutReport> 
   const mtd = ramFunctions(o.vmlinux, kseg0(o.board.flashPhys));
   const samples = { total: pcs.length, kernelFlash: 0, kernelRam: 0, mtdRam: 0, user: 0, writes: burst };
   for (const pc of pcs) {
-    if (pc < 0x80000000) samples.user++;
+    if (pc < KSEG0) samples.user++;
     else if (pc >= flashText && pc < flashEnd) samples.kernelFlash++;
     else {
       samples.kernelRam++;

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
+import { KSEG0, KSEG1, physOfKseg0 } from '../boards/board.ts';
 import { type ElfFile, parseElf, PT, SHF, SHN, STB, STT, type Sym } from '../elf/elf32.ts';
 import { badInput } from '../errors.ts';
 import { readArchive } from './archive.ts';
@@ -357,8 +358,7 @@ export function node(name: string, kind: SizeNode['kind'], children: SizeNode[])
   return { name, kind, bytes: children.reduce((n, c) => n + c.bytes, 0), children };
 }
 
-const KSEG0 = 0x80000000;
-const KSEG_SIZE = 0x20000000;
+const KSEG_SIZE = KSEG1 - KSEG0;
 
 /** Where a symbol's bytes are stored: its load address (the flash copy of .data), as a physical address. */
 export function loadPhys(elf: ElfFile, vaddr: number): number | undefined {
@@ -375,7 +375,7 @@ export function ramSections(elf: ElfFile, flash?: { phys: number; size: number }
   return elf.sections.filter((s) => {
     if ((s.flags & SHF.ALLOC) === 0 || s.size === 0) return false;
     if (!flash) return true;
-    const phys = (s.addr - KSEG0) >>> 0;
+    const phys = physOfKseg0(s.addr);
     return !(phys >= flash.phys && phys < flash.phys + flash.size);
   });
 }

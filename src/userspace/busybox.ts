@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
+import { crossIncludeDir, type BoardData } from '../boards/board.ts';
 import type { BuildContext } from '../context.ts';
 import { EXIT, XipError, badInput } from '../errors.ts';
 import { parseJsonText, sha256, writeFileAtomic } from '../fsutil.ts';
@@ -285,11 +286,11 @@ export function muslArchOf(configMak: string): string {
   return `${arch}${get('SUBARCH') ?? ''}`;
 }
 
-/** The host directories with the kernel's UAPI headers for the target (from the cross libc's dev package). */
-function kernelHeaderDirs(crossCompile: string): string {
-  const dir = join('/usr', crossCompile.replace(/-$/, ''), 'include');
+/** The host directories with the kernel's UAPI headers for the target (the board's uapiHeaders package). */
+function kernelHeaderDirs(board: BoardData): string {
+  const dir = crossIncludeDir(board);
   if (!existsSync(join(dir, 'linux', 'if.h'))) {
-    throw new XipError(`${dir}/linux not found: install the kernel UAPI headers of the cross compiler (linux-libc-dev-${crossCompile.replace(/-linux-gnu-$/, '')}-cross; xip doctor --install does it)`, {
+    throw new XipError(`${dir}/linux not found: install the kernel UAPI headers of the cross compiler (${board.hostPackages.uapiHeaders}; xip doctor --install does it)`, {
       exitCode: EXIT.environment,
     });
   }
@@ -305,7 +306,7 @@ function kernelHeaderDirs(crossCompile: string): string {
 export function muslCompiler(ctx: BuildContext, musl: MuslBuild, work: string): string {
   const khdr = join(work, 'khdr');
   mkdirSync(khdr, { recursive: true });
-  const hdrs = kernelHeaderDirs(ctx.board.crossCompile);
+  const hdrs = kernelHeaderDirs(ctx.board);
   for (const d of ['linux', 'asm', 'asm-generic', 'mtd']) {
     if (existsSync(join(hdrs, d)) && !existsSync(join(khdr, d))) symlinkSync(join(hdrs, d), join(khdr, d));
   }
@@ -352,7 +353,7 @@ export async function ensureMusl(ctx: BuildContext, pin: BusyboxPin, downloads: 
     if (arch.endsWith('-sf')) {
       throw new XipError(
         `musl configured for ${arch} (soft float): ${ctx.board.crossCompile}gcc ${ctx.board.cpuFlags.join(' ')} does not default to hard float; ` +
-          'the router userspace is built hard float (o32): use a hard-float cross compiler such as Debian\'s gcc-mipsel-linux-gnu',
+          `the router userspace is built hard float (o32): use a hard-float cross compiler such as Debian's ${ctx.board.hostPackages.gcc}`,
       );
     }
     await run('make', [`-j${jobs()}`], { cwd: src, log, env, what: 'musl make' });
