@@ -117,7 +117,8 @@ export async function userspaceStage(ctx: BuildContext, o: BuildOptions = {}, ca
 /** Kernel options the build's userspace needs on top of the defconfig (a root filesystem in flash). */
 export function kconfigExtra(ctx: BuildContext): string {
   const p = getProfile(ctx.userspace);
-  return (p.flashRootfs ? FLASH_ROOT_KCONFIG : '') + (p.kconfig ?? '');
+  const board = (ctx.board.kconfig ?? []).map((l) => `${l}\n`).join('');
+  return board + (p.flashRootfs ? FLASH_ROOT_KCONFIG : '') + (p.kconfig ?? '');
 }
 
 /** Stage 3: .config (defconfig + variant + extra options + initramfs) and make. */

@@ -2,8 +2,9 @@ import { badInput } from '../errors.ts';
 import { BoardSchema, LOADERS, type Board, type BoardData, type Loader, type Partition } from './board.ts';
 import { withLoader } from './flashmap.ts';
 import { malta } from './malta.ts';
+import { maltaBe } from './malta-be.ts';
 
-const BOARDS: readonly BoardData[] = [malta].map((b) => BoardSchema.parse(b));
+const BOARDS: readonly BoardData[] = [malta, maltaBe].map((b) => BoardSchema.parse(b));
 
 export function boardNames(): string[] {
   return BOARDS.map((b) => b.name);

@@ -94,7 +94,7 @@ export const TEXT_PATCHING_OPTIONS = [
   'CONFIG_KEXEC',
   'CONFIG_CRASH_DUMP',
 ] as const;
-/** The shim's magic word at image offset 0x18 ('XIPS' in little-endian byte order). */
+/** The shim's magic at image offset 0x18: the bytes 'XIPS' (.ascii), read as a little-endian word on either byte order. */
 export const SHIM_MAGIC = 0x53504958;
 export const SHIM_MAGIC_OFFSET = 0x18;
 export const SHIM_TARGET_OFFSET = 0x20;
@@ -549,7 +549,7 @@ export function rule5(inp: RuleInputs): RuleResult {
       problems.push(`no valid uImage header at +${hex(off)}: ${(e as Error).message}`);
     }
   } else if (img.length >= SHIM_TARGET_OFFSET + 4) {
-    magic = dv.getUint32(SHIM_MAGIC_OFFSET, little);
+    magic = dv.getUint32(SHIM_MAGIC_OFFSET, true);
     target = dv.getUint32(SHIM_TARGET_OFFSET, little);
     if (magic !== SHIM_MAGIC) problems.push(`shim magic at ${hex(SHIM_MAGIC_OFFSET)} is ${hex(magic)}, expected ${hex(SHIM_MAGIC)} ('XIPS')`);
     if (entry === null) problems.push('vmlinux has no kernel_entry symbol');

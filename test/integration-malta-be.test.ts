@@ -1,0 +1,13 @@
+import { xipBootSuite } from './fixtures/xip-suite.ts';
+import { stressSuite } from './fixtures/stress-suite.ts';
+import { routerSuite } from './fixtures/router-suite.ts';
+
+// The big-endian board (qemu-system-mips, mips-linux-gnu-): every RAM size
+// and the place proof with clang, the smallest and largest size with gcc.
+// The sampler's other half (a stock kernel seen in RAM) runs on malta.
+xipBootSuite('clang', [8, 16, 32, 256], true, 'malta-be', false);
+xipBootSuite('gcc', [8, 256], false, 'malta-be');
+// The stress userspace, XIP from flash and stock, with the same checksums.
+stressSuite('clang', 'malta-be');
+// The router userspace (musl and busybox built big-endian) from flash.
+routerSuite('clang', 'malta-be');
