@@ -74,16 +74,25 @@
 		 (((x) << 8) & 0xff0000) | (((x) << 24) & 0xff000000))
 #endif
 
-/* PIIX4 function 0 (bus 0, device 10), PIRQ route control registers. */
+/*
+ * PIIX4 function 0 (bus 0, device 10), PIRQ route control registers
+ * 0x60-0x63. The value reads the same in either byte order, so it lands the
+ * same whatever lane swapping the GT-64120 model applies to config data
+ * (QEMU 7.2 and 8+ differ on a big-endian CPU): PIRQA and D -> IRQ 10,
+ * PIRQB and C -> IRQ 11. The on-board NIC (slot 11, INTA = PIRQB) and the
+ * first add-in slot (18, INTA = PIRQA) get a line each.
+ */
+#define PIIX4_ID_CFGADDR	((1 << 31) | (10 << 11) | 0x00)
 #define PIIX4_PIRQ_CFGADDR	((1 << 31) | (10 << 11) | 0x60)
-#define PIIX4_PIRQ_ROUTE	0x0a0a0b0b	/* PIRQA,B -> IRQ10; PIRQC,D -> IRQ11 */
+#define PIIX4_PIRQ_ROUTE	0x0a0b0b0a
 
 /*
  * The slave 8259's edge/level control register (ELCR2, ISA port 0x4d1) in
  * PCI I/O space. Bits 2 and 3 make IRQ 10 and 11, where the PIRQs go, level-
  * triggered, as PCI interrupts are. Left at its reset value (edge), a line
  * two PCI devices share loses every interrupt once one device raises it
- * while the other still holds it high: the router's two NICs stalled so.
+ * while the other still holds it high: the router's two NICs, then on one
+ * line, stalled so.
  * Linux's malta code never writes ELCR.
  */
 #define PCI_IO_KSEG1		0xb8000000
@@ -147,8 +156,22 @@ reset:
 	sw	t0, GT_PCI0M1HD(t1)
 
 	/* PIIX4 PCI interrupt routing, which Linux expects YAMON to have set. */
-	li	t0, PIIX4_PIRQ_CFGADDR
+	/*
+	 * QEMU 8 and later model the config address register as little-endian
+	 * to either CPU, 7.2 as the CPU's own. Ask the PIIX4 for its IDs: when
+	 * nothing answers (all ones: the enable bit did not land), the address
+	 * goes in byte-swapped.
+	 */
+	li	t0, PIIX4_ID_CFGADDR
 	sw	t0, GT_PCI0_CFGADDR(t1)
+	lw	t2, GT_PCI0_CFGDATA(t1)
+	li	t0, PIIX4_PIRQ_CFGADDR
+	addiu	t2, t2, 1
+	bnez	t2, 1f
+	 nop
+	wsbh	t0, t0
+	rotr	t0, t0, 16
+1:	sw	t0, GT_PCI0_CFGADDR(t1)
 	li	t0, PIIX4_PIRQ_ROUTE
 	sw	t0, GT_PCI0_CFGDATA(t1)
 
