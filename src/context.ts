@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getBoard, type Board, type Loader } from './boards/index.ts';
 import { readFlashMap } from './boards/flashmap.ts';
+import { defaultLoader } from './boards/board.ts';
 import { badInput } from './errors.ts';
 import { sha256 } from './fsutil.ts';
 
@@ -51,7 +52,7 @@ export interface BuildContext {
   dotConfig: string;
   /** Flash image of this variant (xip only). */
   imagePath: string;
-  /** The published image of the last `xip image`: build/out/xip-bios.bin */
+  /** The published image of the last `xip image`: build/out/xip-bios.bin; a real board's kernel partition contents: build/out/<board>-kernel-partition.bin */
   publishedImage: string;
   bootLog: string;
   /** Make output of the kernel build. */
@@ -100,7 +101,7 @@ const isOneOf = <T extends string>(values: readonly T[], v: string): v is T => (
 export function makeContext(opts: ContextOptions = {}): BuildContext {
   const mapFile = opts.flashMap !== undefined && opts.flashMap !== '' ? resolve(opts.flashMap) : undefined;
   const custom = mapFile !== undefined ? readFlashMap(mapFile) : undefined;
-  const board = getBoard(opts.board ?? DEFAULTS.board, opts.loader ?? DEFAULTS.loader, custom, mapFile);
+  const board = getBoard(opts.board ?? DEFAULTS.board, opts.loader, custom, mapFile);
   const variant = opts.variant ?? DEFAULTS.variant;
   if (!isOneOf(VARIANTS, variant)) {
     throw badInput(`unknown variant '${variant}': use ${VARIANTS.join(' or ')}`);
@@ -119,7 +120,7 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
   if (!/^[a-z0-9_-]+$/.test(userspace)) {
     throw badInput(`userspace '${userspace}': give a profile name (lower-case letters, digits, - and _)`);
   }
-  const suffix = (userspace === defaultUserspace(board, config) ? '' : `-${userspace}`) + (board.loader === DEFAULTS.loader ? '' : `-${board.loader}`) + (custom ? `-map-${sha256(JSON.stringify(custom)).slice(0, 8)}` : '');
+  const suffix = (userspace === defaultUserspace(board, config) ? '' : `-${userspace}`) + (board.loader === defaultLoader(board) ? '' : `-${board.loader}`) + (custom ? `-map-${sha256(JSON.stringify(custom)).slice(0, 8)}` : '');
   const variantDir = join(buildDir, board.name, config.replace(/_defconfig$/, ''), `${variant}-${toolchain}${suffix}`);
   const kbuildDir = join(variantDir, 'kbuild');
   return {
@@ -137,8 +138,9 @@ export function makeContext(opts: ContextOptions = {}): BuildContext {
     kbuildDir,
     vmlinux: join(kbuildDir, 'vmlinux'),
     dotConfig: join(kbuildDir, '.config'),
-    imagePath: join(variantDir, 'xip-bios.bin'),
-    publishedImage: join(buildDir, 'out', 'xip-bios.bin'),
+    // A real board's chip image leaves its loader and calibration erased: only verify reads it (chip-check.bin).
+    imagePath: join(variantDir, board.loader === 'vendor' ? 'chip-check.bin' : 'xip-bios.bin'),
+    publishedImage: join(buildDir, 'out', board.loader === 'vendor' ? `${board.name}-kernel-partition.bin` : 'xip-bios.bin'),
     bootLog: join(variantDir, 'boot.log'),
     kernelLog: join(variantDir, 'kernel-build.log'),
   };

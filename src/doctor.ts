@@ -233,6 +233,8 @@ function crossToolChecks(b: BoardData): ToolCheck[] {
 
 /** The QEMU system emulator a board boots in. */
 function qemuChecks(b: BoardData): ToolCheck[] {
+  // A real board is not booted here: no emulator to check.
+  if (!b.qemu || !b.hostPackages.qemu) return [];
   return [commandCheck(b.qemu.binary, b.hostPackages.qemu, '7.2', 'boots and tests (no firmware package needed)')];
 }
 

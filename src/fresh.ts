@@ -200,7 +200,7 @@ export function versionProbes(boards: readonly BoardData[]): Array<[string, stri
     ['clang', 'clang --version | head -1'],
     ...perBoard('gcc', boards.map((b) => `${b.crossCompile}gcc`)),
     ...perBoard('binutils', boards.map((b) => `${b.crossCompile}ld`)),
-    ...perBoard('qemu', boards.map((b) => b.qemu.binary)),
+    ...perBoard('qemu', boards.flatMap((b) => (b.qemu ? [b.qemu.binary] : []))),
     ['linux-source-6.12', "dpkg-query -W -f '${Version}\\n' linux-source-6.12"],
   ];
 }

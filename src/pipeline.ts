@@ -20,7 +20,7 @@ import {
 import type { ImageReport } from './image/index.ts';
 import { imageStage } from './image/stage.ts';
 import { boot, type BootResult, type DialogStep } from './qemu/runner.ts';
-import type { Board } from './boards/board.ts';
+import { defaultLoader, type Board } from './boards/board.ts';
 import { kernelCmdline, ubootKernelAddress } from './boards/flashmap.ts';
 import { HashCache, readStamp, runStage, type StageOutcome } from './stamp.ts';
 import { run } from './proc.ts';
@@ -227,7 +227,7 @@ export async function seedKbuild(ctx: BuildContext, originHash: string): Promise
       variant: ctx.variant,
       toolchain: ctx.toolchain,
       userspace,
-      loader: DEFAULTS.loader,
+      loader: defaultLoader(ctx.board),
       buildDir: ctx.buildDir,
     });
     if (base.variantDir !== ctx.variantDir && (await seedFrom(ctx, base, originHash))) return true;
@@ -387,6 +387,9 @@ export async function image(ctx: BuildContext, o: BuildOptions = {}): Promise<Im
   const cache = hashCache(ctx);
   const { report } = await imageStage(ctx, { force: o.force, cache, stampPath: stampPath(ctx, 'image') });
   cache.save();
-  info(`image: ${report.image} (${report.size} bytes); published ${ctx.publishedImage}`);
+  if (report.vendor) {
+    const v = report.vendor;
+    info(`kernel partition: ${ctx.publishedImage} (${v.bytes} bytes): write it to partition '${v.partition}' at flash offset 0x${v.offset.toString(16)} only; ${v.loader} boots it with '${v.bootcmd}' (docs/porting.md: on the bench)`);
+  } else info(`image: ${report.image} (${report.size} bytes); published ${ctx.publishedImage}`);
   return report;
 }

@@ -1,21 +1,27 @@
 import { z } from 'zod';
+import { badInput } from '../errors.ts';
 
 /**
  * What starts the kernel: our 4 KiB boot shim; U-Boot built from Debian's
  * source with a corrected config, booting the XIP uImage by itself from its
  * saved environment; or Debian's stock U-Boot binary, driven at its prompt.
- * Both U-Boots use the board's uboot flash map.
+ * Both U-Boots use the board's uboot flash map. On a real board, the boot
+ * loader the board shipped with (vendor): the image holds only what goes
+ * into the kernel partition, in the form that loader boots.
  */
-export const LOADERS = ['shim', 'uboot', 'uboot-stock'] as const;
+export const LOADERS = ['shim', 'uboot', 'uboot-stock', 'vendor'] as const;
 export type Loader = (typeof LOADERS)[number];
 
 /** The flash map a loader uses. */
-export function mapOf(loader: Loader): 'shim' | 'uboot' {
-  return loader === 'shim' ? 'shim' : 'uboot';
+export function mapOf(loader: Loader): 'shim' | 'uboot' | 'vendor' {
+  return loader === 'shim' ? 'shim' : loader === 'vendor' ? 'vendor' : 'uboot';
 }
 
-/** What a flash partition holds. */
-export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'rootfs', 'settings', 'free'] as const;
+/**
+ * What a flash partition holds. calibration: the radio calibration data
+ * (ART, factory) a board is shipped with, unique to the unit: never written.
+ */
+export const PARTITION_CONTENTS = ['loader', 'uboot-env', 'kernel', 'rootfs', 'settings', 'calibration', 'free'] as const;
 
 /** One partition of the board's flash, as the loader, the image builder, verify and the kernel (mtdparts) see it. */
 export const PartitionSchema = z.object({
@@ -53,8 +59,37 @@ export const BoardSchema = z.object({
   eraseSize: z.number().int().positive(),
   /** Bytes at the start of the image the loader byte-swaps per 32-bit word (0: none). */
   loaderSwapBytes: z.number().int().nonnegative(),
-  /** The flash partition map of each loader the board supports (the shim's is required). */
-  flashMaps: z.object({ shim: z.array(PartitionSchema).min(2), uboot: z.array(PartitionSchema).min(2).optional() }),
+  /** The flash partition map of each loader the board supports: the shim's (QEMU boards), U-Boot's, the vendor loader's (real boards). */
+  flashMaps: z
+    .object({ shim: z.array(PartitionSchema).min(2).optional(), uboot: z.array(PartitionSchema).min(2).optional(), vendor: z.array(PartitionSchema).min(2).optional() })
+    .refine((m) => m.shim !== undefined || m.vendor !== undefined, 'a board needs a shim map (QEMU) or a vendor map (a real board)'),
+  /**
+   * The boot loader a real board is shipped with, as the kernel partition
+   * must suit it. uimage: a legacy uImage, uncompressed, that its bootm
+   * starts in place when the header's load address equals `xipLoad` of
+   * bootm's address: 'header' (Ralink/MediaTek SDK U-Boot 1.1.3 compares
+   * with the header's address) or 'data' (64 bytes further, where the
+   * kernel starts). tplink-lzma: TP-Link's U-Boot 1.1.4 LZMA-inflates any
+   * kernel it boots, behind its 512-byte firmware header: the partition
+   * starts with such a header and a few instructions, compressed, that it
+   * inflates to RAM and runs, and which jump to the XIP kernel behind them.
+   */
+  vendor: z
+    .object({
+      /** What the board runs, e.g. "MediaTek SDK U-Boot 1.1.3". */
+      name: z.string(),
+      format: z.enum(['uimage', 'tplink-lzma']),
+      /** The address the stock boot command gives bootm (KSEG0 or KSEG1 alias of the kernel partition). */
+      bootm: z.number().int().nonnegative(),
+      xipLoad: z.enum(['header', 'data']).optional(),
+      /** Bytes in front of the kernel in its partition (the uImage header; TP-Link's header and the inflated jump). */
+      headerBytes: z.number().int().positive(),
+      /** Where the TP-Link loader inflates the jump to (KSEG0 RAM, below the kernel's RAM part). */
+      trampolineLoad: z.number().int().nonnegative().optional(),
+      /** The serial console: where to look on the bench. */
+      console: z.string(),
+    })
+    .optional(),
   uboot: z
     .object({
       /** The source-built U-Boot (LOADER=uboot): its recipe file, repository-relative (firmware/u-boot/). */
@@ -103,7 +138,9 @@ export const BoardSchema = z.object({
    * (e.g. the byte order of a board that shares another's defconfigs).
    */
   kconfig: z.array(z.string().regex(/^(CONFIG_[A-Za-z0-9_]+=.*|# CONFIG_[A-Za-z0-9_]+ is not set)$/)).optional(),
-  qemu: z.object({
+  /** How QEMU runs the board; absent: a real board, built and verified but not booted here. */
+  qemu: z
+    .object({
     binary: z.string(),
     machine: z.string(),
     cpu: z.string(),
@@ -123,7 +160,8 @@ export const BoardSchema = z.object({
      * calibration). malta: 160 MHz, per QEMU's hw/mips/malta.c.
      */
     countHz: z.number().int().positive(),
-  }),
+  })
+    .optional(),
   /**
    * Debian packages (the same names on Debian 12 and 13) that bring the
    * board's host tools: the cross binutils (`<crossCompile>ld`), the cross
@@ -131,10 +169,28 @@ export const BoardSchema = z.object({
    * of the cross gcc; busybox needs them) and QEMU (qemu.binary). xip doctor
    * checks and installs them.
    */
-  hostPackages: z.object({ binutils: z.string(), gcc: z.string(), uapiHeaders: z.string(), qemu: z.string() }),
+  hostPackages: z.object({ binutils: z.string(), gcc: z.string(), uapiHeaders: z.string(), qemu: z.string().optional() }),
 });
 
 export type BoardData = z.infer<typeof BoardSchema>;
+
+/** How QEMU runs a board. */
+export type QemuSpec = NonNullable<BoardData['qemu']>;
+/** A board QEMU models: its definition has the qemu entry and the package of its emulator. */
+export type QemuBoardData = BoardData & { qemu: QemuSpec; hostPackages: BoardData['hostPackages'] & { qemu: string } };
+
+/** The board's QEMU entry; one line naming the board and what it can do instead when QEMU has no model of it. */
+export function qemuOf(board: Pick<BoardData, 'name' | 'qemu'>): QemuSpec {
+  if (!board.qemu) {
+    throw badInput(`board ${board.name} cannot be booted here: QEMU has no model of it, so it is built and verified only (make BOARD=${board.name} image verify; docs/porting.md lists what to check on the bench)`);
+  }
+  return board.qemu;
+}
+
+/** The loader a board gets unless one is chosen: the boot shim where QEMU boots it, else the board's own. */
+export function defaultLoader(board: Pick<BoardData, 'flashMaps'>): Loader {
+  return board.flashMaps.shim ? 'shim' : 'vendor';
+}
 
 /** Bytes of a legacy U-Boot image header in front of the kernel in the kernel partition. */
 export const UIMAGE_HEADER_SIZE = 64;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { badInput } from '../errors.ts';
 import { parseJsonText } from '../fsutil.ts';
 import { hex, renderTable } from '../text.ts';
-import { PARTITION_CONTENTS, PartitionSchema, UIMAGE_HEADER_SIZE, kseg0, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { LOADERS, PARTITION_CONTENTS, PartitionSchema, UIMAGE_HEADER_SIZE, kseg0, mapOf, partitionOf, type Board, type BoardData, type Loader, type Partition } from './board.ts';
 
 const h = (n: number) => hex(n, 8);
 
@@ -42,7 +42,11 @@ export function checkFlashMap(board: BoardData, loader: Loader, parts: readonly 
     if (n !== 1) throw badInput(`${where}: ${n} partitions hold the ${content}, there must be exactly one`);
   }
   if (partitionOf(parts, 'loader')!.offset !== 0) throw badInput(`${where}: the loader partition must start at offset 0, where the CPU resets`);
-  if (loader !== 'shim') {
+  for (const p of parts.filter((q) => q.content === 'calibration')) {
+    if (!p.readOnly) throw badInput(`${where}: calibration partition '${p.name}' must be read-only: it holds the unit's own radio calibration, which nothing can restore once it is overwritten`);
+  }
+  // A U-Boot of ours keeps its environment in the map's uboot-env partition; a vendor loader may keep none (TP-Link's).
+  if (loader === 'uboot' || loader === 'uboot-stock') {
     const env = partitionOf(parts, 'uboot-env');
     const want = board.uboot?.env;
     if (!env) throw badInput(`${where}: no uboot-env partition: U-Boot keeps its environment in one`);
@@ -76,11 +80,12 @@ export function readFlashMap(file: string): Partition[] {
 /** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */
 export function withLoader(board: BoardData, loader: Loader, custom?: Partition[], file?: string): Board {
   const parts = custom ?? board.flashMaps[mapOf(loader)];
-  if (!parts) throw badInput(`board ${board.name} has no ${mapOf(loader)} flash map: use --loader shim`);
-  if (loader !== 'shim' && !board.uboot) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
+  const offered = LOADERS.filter((l) => board.flashMaps[mapOf(l)] !== undefined && ((l !== 'uboot' && l !== 'uboot-stock') || board.uboot) && (l !== 'vendor' || board.vendor));
+  if (!offered.includes(loader)) throw badInput(`board ${board.name} has no ${loader} loader: use LOADER=${offered.join(' or LOADER=')}`);
+  if (!parts) throw badInput(`board ${board.name} has no ${mapOf(loader)} flash map: use LOADER=${offered.join(' or LOADER=')}`);
   checkFlashMap(board, loader, parts, file);
   const kernel = partitionOf(parts, 'kernel')!;
-  const header = loader === 'shim' ? 0 : UIMAGE_HEADER_SIZE;
+  const header = loader === 'shim' ? 0 : loader === 'vendor' ? board.vendor!.headerBytes : UIMAGE_HEADER_SIZE;
   return { ...board, loader, partitions: parts.map((p) => ({ ...p })), xipPhys: board.flashPhys + kernel.offset + header };
 }
 
@@ -145,6 +150,7 @@ const CONTENT_TEXT: Record<Partition['content'], string> = {
   kernel: 'XIP kernel',
   rootfs: 'root filesystem (cramfs, read-only map)',
   settings: 'settings (two slots, docs/settings.md)',
+  calibration: 'radio calibration (never written)',
   free: 'free',
 };
 
@@ -158,13 +164,15 @@ export function formatFlashMap(board: Board, o: { markdown?: boolean } = {}): st
     h(board.flashPhys + p.offset),
     p.readOnly ? 'ro' : 'rw',
     p.content === 'kernel' && board.loader !== 'shim'
-      ? 'XIP kernel (uImage, kernel at +0x40)'
+      ? `XIP kernel (${board.loader === 'vendor' && board.vendor?.format === 'tplink-lzma' ? 'TP-Link header and LZMA jump' : 'uImage'}, kernel at +${hex(board.xipPhys - board.flashPhys - p.offset)})`
       : p.content === 'loader'
         ? board.loader === 'shim'
           ? 'boot shim'
           : board.loader === 'uboot'
             ? 'U-Boot (Debian source, firmware/u-boot/)'
-            : `U-Boot (Debian ${board.uboot?.stock.package ?? 'u-boot'})`
+            : board.loader === 'vendor'
+              ? `${board.vendor?.name ?? 'vendor loader'} (the board's, kept)`
+              : `U-Boot (Debian ${board.uboot?.stock.package ?? 'u-boot'})`
         : CONTENT_TEXT[p.content],
   ]);
   const head = ['partition', 'offset', 'end', 'size', 'physical', 'kernel', 'holds'];

@@ -1,23 +1,33 @@
 import { badInput } from '../errors.ts';
-import { BoardSchema, LOADERS, type Board, type BoardData, type Loader, type Partition } from './board.ts';
+import { BoardSchema, defaultLoader, LOADERS, qemuOf, type Board, type BoardData, type Loader, type Partition, type QemuSpec } from './board.ts';
 import { withLoader } from './flashmap.ts';
 import { malta } from './malta.ts';
 import { maltaBe } from './malta-be.ts';
+import { ar9331 } from './ar9331.ts';
+import { mt7628 } from './mt7628.ts';
 
-const BOARDS: readonly BoardData[] = [malta, maltaBe].map((b) => BoardSchema.parse(b));
+const BOARDS: readonly BoardData[] = [malta, maltaBe, mt7628, ar9331].map((b) => BoardSchema.parse(b));
 
 export function boardNames(): string[] {
   return BOARDS.map((b) => b.name);
 }
 
 /** A board with one of its loaders (default: the shim) and that loader's flash map. */
-export function getBoard(name: string, loader: string = 'shim', partitions?: Partition[], mapFile?: string): Board {
+export function getBoard(name: string, loader?: string, partitions?: Partition[], mapFile?: string): Board {
   const board = BOARDS.find((b) => b.name === name);
   if (!board) {
     throw badInput(`unknown board '${name}': use one of ${boardNames().join(', ')}`);
   }
-  if (!(LOADERS as readonly string[]).includes(loader)) throw badInput(`unknown loader '${loader}': use ${LOADERS.join(' or ')} (LOADER=uboot)`);
-  return withLoader(board, loader as Loader, partitions, mapFile);
+  // The default: the boot shim on a board QEMU boots, the board's own loader on a real one.
+  const chosen = loader ?? defaultLoader(board);
+  if (!(LOADERS as readonly string[]).includes(chosen)) throw badInput(`unknown loader '${chosen}': use ${LOADERS.join(' or ')} (LOADER=uboot)`);
+  return withLoader(board, chosen as Loader, partitions, mapFile);
+}
+
+/** A board QEMU boots (its qemu entry present), with a loader; one line naming the board otherwise. */
+export function getQemuBoard(name: string, loader?: string): Board & { qemu: QemuSpec } {
+  const b = getBoard(name, loader);
+  return { ...b, qemu: qemuOf(b) };
 }
 
 export { type Board, type Loader } from './board.ts';

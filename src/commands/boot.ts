@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { EXIT } from '../errors.ts';
 import { info } from '../log.ts';
 import { contextFrom, parseMem, parseSeconds, timeoutMs, type BootOptions, type GlobalOptions } from './common.ts';
+import { qemuOf } from '../boards/board.ts';
 
 /**
  * `xip boot`: boot the build in QEMU; the console markers and a power-off
@@ -21,7 +22,7 @@ export function defineBoot(program: Command, name: string, interactive: boolean,
 export async function bootHandler(g: GlobalOptions, o: BootOptions, interactive: boolean): Promise<number> {
   const ctx = contextFrom(g);
   const { bootBuilt } = await import('../pipeline.ts');
-  const r = await bootBuilt(ctx, { memMiB: o.mem ?? ctx.board.qemu.defaultMemMiB, timeoutMs: timeoutMs(o), interactive });
+  const r = await bootBuilt(ctx, { memMiB: o.mem ?? qemuOf(ctx.board).defaultMemMiB, timeoutMs: timeoutMs(o), interactive });
   if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   if (!interactive) {
     const { assertBooted } = await import('../qemu/runner.ts');

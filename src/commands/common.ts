@@ -68,7 +68,7 @@ export function addGlobalOptions(cmd: Command): Command {
     .addOption(fromEnv(new Option('--config <defconfig>', 'defconfig from kernel/configs/').argParser(defconfigName), 'CONFIG'))
     .addOption(fromEnv(new Option('--variant <xip|stock>', 'kernel variant').choices(VARIANTS).default(DEFAULTS.variant), 'VARIANT'))
     .addOption(fromEnv(new Option('--toolchain <clang|gcc|llvm>', 'compiler: clang (with GNU ld), gcc, or llvm (LLVM=1: clang, ld.lld, llvm binutils)').choices(TOOLCHAINS).default(DEFAULTS.toolchain), 'TOOLCHAIN'))
-    .addOption(fromEnv(new Option('--loader <shim|uboot|uboot-stock>', 'what boots the kernel: shim (ours, 4 KiB), uboot (built from Debian source, boots by itself), uboot-stock (Debian binary)').choices(LOADERS).default(DEFAULTS.loader), 'LOADER'))
+    .addOption(fromEnv(new Option('--loader <shim|uboot|uboot-stock|vendor>', "what boots the kernel: shim (ours, 4 KiB; QEMU boards' default), uboot (built from Debian source, boots by itself), uboot-stock (Debian binary), vendor (a real board's own boot loader, its default)").choices(LOADERS), 'LOADER'))
     .addOption(fromEnv(new Option('--flash-map <file.json>', "partitions (JSON) instead of the board's map for the loader; the kernel is linked where it says"), 'FLASH_MAP'))
     .addOption(fromEnv(new Option('--userspace <profile>', `userspace profile: ${profileNames().join(', ')} (router-xip, router-cramfs: root filesystem in flash; default: the config's own)`), 'USERSPACE'))
     .addOption(fromEnv(new Option('--lwrt-rootfs <dir>', 'embed this staged rootfs as the initramfs (implies the router config)'), 'LWRT_ROOTFS'))

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { EXIT } from '../errors.ts';
 import { info } from '../log.ts';
 import { contextFrom, parseMem, parseSeconds, timeoutMs, wholeNumber, type BootOptions, type GlobalOptions } from './common.ts';
+import { qemuOf } from '../boards/board.ts';
 
 /** `xip soak` (make soak COUNT=n): boot the XIP image n times; one failed boot fails it. */
 export interface SoakCommandOptions extends BootOptions {
@@ -21,7 +22,7 @@ export function define(program: Command): Command {
 export async function handler(g: GlobalOptions, o: SoakCommandOptions): Promise<number> {
   const ctx = contextFrom(g);
   const { soak, formatSoak, assertSoaked } = await import('../soak.ts');
-  const r = await soak(ctx, { count: o.count, memMiB: o.mem ?? ctx.board.qemu.defaultMemMiB, timeoutMs: timeoutMs(o) });
+  const r = await soak(ctx, { count: o.count, memMiB: o.mem ?? qemuOf(ctx.board).defaultMemMiB, timeoutMs: timeoutMs(o) });
   if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   info(formatSoak(r));
   assertSoaked(r);

@@ -16,6 +16,7 @@ import { buildShim, SHIM_DTB_OFFSET, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
+import { vendorKernel } from './vendor.ts';
 
 export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };
@@ -35,6 +36,13 @@ export interface ImageReport {
   ubootEnv?: Record<string, string>;
   /** The XIP uImage header in front of the kernel (loader uboot): bootm's load and entry addresses. */
   uimage?: { name: string; load: number; entry: number; dataBytes: number };
+  /**
+   * A real board's own loader (loader vendor): the file to write to the
+   * kernel partition (the chip image beside it leaves the board's loader,
+   * environment and calibration erased, for verify only), the command that
+   * boots it, and TP-Link's header when the loader needs one.
+   */
+  vendor?: { loader: string; kernelFile: string; partition: string; offset: number; bytes: number; bootcmd: string; tplink?: { load: number; lzmaBytes: number; jumpTarget: number } };
   /** The device tree the boot shim passes (a root filesystem in flash): where, how big, its bootargs. */
   deviceTree?: { address: number; bytes: number; bootargs: string };
   /** The root filesystem in flash (cramfs) and its partition. */
@@ -64,6 +72,11 @@ export function defaultUbootEnv(board: Board): Record<string, string> {
 /** The kernel's own flash image (make xipImage), next to vmlinux. */
 export function xipImagePath(ctx: BuildContext): string {
   return join(ctx.kbuildDir, 'arch', 'mips', 'boot', 'xipImage');
+}
+
+/** A real board's kernel partition contents (loader vendor): the file a user writes there. */
+export function vendorKernelPath(ctx: BuildContext): string {
+  return join(ctx.variantDir, 'kernel-partition.bin');
 }
 
 /** The uImage name of a build: what U-Boot's bootm and mkimage -l print. */
@@ -153,6 +166,7 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   let env: Record<string, string> | undefined;
   let kernelBytes: Uint8Array = kernel.bytes;
   let deviceTree: ImageReport['deviceTree'];
+  let vendorInfo: ImageReport['vendor'];
   if (board.loader === 'shim') {
     const shim = await buildShim(ctx, entrySym.value);
     let loaderBytes = shim.bytes;
@@ -171,6 +185,20 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
       deviceTree = { address, bytes: dt.blob.length, bootargs: dt.bootargs };
     }
     contents.push({ partition: loaderPart, bytes: loaderBytes });
+  } else if (board.loader === 'vendor') {
+    // The board's own loader, environment and calibration stay on the board: the chip image leaves them erased.
+    const vk = vendorKernel(board, kernel.bytes, entrySym.value >>> 0, uImageName(ctx));
+    kernelBytes = vk.bytes;
+    uimage = vk.uimage;
+    vendorInfo = {
+      loader: board.vendor!.name,
+      kernelFile: vendorKernelPath(ctx),
+      partition: kernelPart.name,
+      offset: kernelPart.offset,
+      bytes: vk.bytes.length,
+      bootcmd: `bootm 0x${board.vendor!.bootm.toString(16)}`,
+      tplink: vk.tplink ? { load: vk.tplink.load, lzmaBytes: vk.tplink.lzmaBytes, jumpTarget: vk.tplink.jumpTarget } : undefined,
+    };
   } else {
     let bin: string;
     if (board.loader === 'uboot') {
@@ -210,6 +238,8 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     settingsKeys = Object.keys(first.settings);
   }
   const image = assembleFlash(contents, board);
+  // What a user writes to a real board: the kernel partition only, never the chip image.
+  if (vendorInfo) writeFileAtomic(vendorInfo.kernelFile, kernelBytes);
   writeFileAtomic(ctx.imagePath, image);
   const deflatedEnd = kernel.deflated ? board.xipPhys + kernel.bytes.length : undefined;
   return {
@@ -218,14 +248,15 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     loader: board.loader,
     partitions: board.partitions,
     kernelEntry: entrySym.value >>> 0,
-    loaderBytes: contents[0]!.bytes.length,
+    loaderBytes: board.loader === 'vendor' ? 0 : contents[0]!.bytes.length,
     uboot,
     ubootEnv: env,
     uimage,
+    vendor: vendorInfo,
     deviceTree,
     rootfs: rootfsBytes && rootPart ? { partition: rootPart.name, offset: rootPart.offset, bytes: rootfsBytes.length } : undefined,
     settings: settingsPart && settingsKeys ? { partition: settingsPart.name, offset: settingsPart.offset, keys: settingsKeys } : undefined,
     deflated: kernel.deflated,
-    layout: describeLayout(elf, board, contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
+    layout: describeLayout(elf, board, board.loader === 'vendor' ? 0 : contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
   };
 }

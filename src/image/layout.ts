@@ -197,10 +197,13 @@ export function describeLayout(elf: ElfFile, board: Board, loaderBytes: number, 
   for (const p of board.partitions) {
     const end = at(p.offset + p.size);
     if (p.content === 'loader') {
-      raw.push([board.loader === 'shim' ? 'boot shim' : 'U-Boot', at(p.offset), at(p.offset + loaderBytes)]);
-      raw.push(['free', at(p.offset + loaderBytes), end]);
+      if (board.loader === 'vendor') raw.push([`${board.vendor?.name ?? 'vendor loader'} (the board's)`, at(p.offset), end]);
+      else {
+        raw.push([board.loader === 'shim' ? 'boot shim' : 'U-Boot', at(p.offset), at(p.offset + loaderBytes)]);
+        raw.push(['free', at(p.offset + loaderBytes), end]);
+      }
     } else if (p.content === 'kernel') {
-      raw.push(['uImage header', at(p.offset), board.xipPhys]);
+      raw.push([board.loader === 'vendor' && board.vendor?.format === 'tplink-lzma' ? 'TP-Link header + LZMA jump' : 'uImage header', at(p.offset), board.xipPhys]);
       raw.push(['kernel text', toPhys(text), toPhys(etext)]);
       raw.push(['rodata + tables', toPhys(etext), toPhys(endRodata)]);
       if (rdStart && rdSize > 0) {

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { runStage, type HashCache, type StageOutcome } from '../stamp.ts';
-import { buildImage, xipImagePath, type ImageReport } from './index.ts';
+import { buildImage, vendorKernelPath, xipImagePath, type ImageReport } from './index.ts';
 import { shimSources } from './shim.ts';
 import { patchesOf, recipePath } from './uboot-build.ts';
 import { ubootPin } from './uboot.ts';
@@ -59,7 +59,7 @@ export async function imageStage(
         if (ctx.board.deviceTree) h.file('board.dtb', join(ctx.kbuildDir, ctx.board.deviceTree.dtb));
       }
     },
-    outputs: [ctx.imagePath, imageReportPath(ctx)],
+    outputs: [ctx.imagePath, imageReportPath(ctx), ...(ctx.board.loader === 'vendor' ? [vendorKernelPath(ctx)] : [])],
     run: async () => {
       const report = await buildImage(ctx);
       writeFileAtomic(imageReportPath(ctx), `${JSON.stringify(report, null, 2)}\n`);
@@ -72,9 +72,9 @@ export async function imageStage(
   return { outcome, report };
 }
 
-/** Copy the variant's image to build/out/xip-bios.bin unless it is already there. */
+/** Copy the variant's image to build/out/xip-bios.bin (a real board's kernel partition contents to build/out/<board>-kernel-partition.bin) unless it is already there. */
 export function publishImage(ctx: BuildContext): void {
-  const img = readFileSync(ctx.imagePath);
+  const img = readFileSync(ctx.board.loader === 'vendor' ? vendorKernelPath(ctx) : ctx.imagePath);
   if (existsSync(ctx.publishedImage) && readFileSync(ctx.publishedImage).equals(img)) return;
   writeFileAtomic(ctx.publishedImage, img);
 }

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BoardData } from '../boards/board.ts';
+import { type BoardData, qemuOf } from '../boards/board.ts';
 import type { Board } from '../boards/index.ts';
 import type { Variant } from '../context.ts';
 import { readElf } from '../elf/elf32.ts';
@@ -136,11 +136,11 @@ export async function measureBootCost(o: BootCostOptions): Promise<BootCost> {
     log: o.log,
     extraArgs: extra,
   }), join(dir, 'console.log'));
-  debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
+  debug(`qemu: ${qemuOf(o.board).binary} ${args.join(' ')}`);
   const stopper = new AbortController();
   const timeoutMs = o.timeoutMs ?? 120_000;
   rmSync(o.log, { force: true }); // proc.run appends: one run per log
-  const q = qemuCommand(o.board.qemu.binary, args);
+  const q = qemuCommand(qemuOf(o.board).binary, args);
   const qemu = run(q.cmd, q.args, {
     log: o.log,
     timeoutMs,
@@ -244,6 +244,6 @@ export function serialToFile(args: string[], file: string): string[] {
 }
 
 /** The CP0 Count rate the guest should see: QEMU's model of the board's machine, not the host clock. */
-export function countRate(board: Pick<BoardData, 'qemu'>): number {
-  return board.qemu.countHz;
+export function countRate(board: Pick<BoardData, 'name' | 'qemu'>): number {
+  return qemuOf(board).countHz;
 }

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { BoardData } from '../boards/board.ts';
+import { type BoardData, qemuOf } from '../boards/board.ts';
 import { makeContext, type BuildContext } from '../context.ts';
 import { badInput, EXIT, XipError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
@@ -261,7 +261,7 @@ export async function measure(o: MeasureOptions): Promise<Results> {
       requiredGainKiB: Math.ceil((xs.text + xs.rodata + xs.initText) / 1024),
       reservedPerPageBytes: { xip: per('xip'), stock: per('stock') },
     };
-    const q = xip.board.qemu;
+    const q = qemuOf(xip.board);
     r.commands.push(`${q.binary} -M ${q.machine} -cpu ${q.cpu} -m <N>M ... -bios xip-bios.bin | -kernel vmlinux (N = ${sizes.join(', ')})`);
   }
 
@@ -332,7 +332,7 @@ export async function measure(o: MeasureOptions): Promise<Results> {
       if (set.size > 1) notes.push(`boot cost of ${w} differed between runs: ${[...set].join(' / ')}`);
     }
     r.commands.push(
-      `${xip.board.qemu.binary} ... -m ${memMiB}M -icount shift=0,sleep=off,rr=record,rrfile=... -S -gdb chardev:... -qmp unix:... -serial file:... ${RTC_ARGS.join(' ')} (breakpoints through the gdbstub, counts through QMP query-replay)`,
+      `${qemuOf(xip.board).binary} ... -m ${memMiB}M -icount shift=0,sleep=off,rr=record,rrfile=... -S -gdb chardev:... -qmp unix:... -serial file:... ${RTC_ARGS.join(' ')} (breakpoints through the gdbstub, counts through QMP query-replay)`,
     );
   }
 

@@ -3,6 +3,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { BuildContext } from '../context.ts';
 import { capture } from '../proc.ts';
+import { qemuOf } from '../boards/board.ts';
 
 /** The machine and tools a measurement ran on, for the results file. */
 export interface MachineInfo {
@@ -44,7 +45,7 @@ export function machineInfo(ctx: BuildContext): MachineInfo {
     cores: cpus().length,
     memMiB: Math.round(totalmem() / 1048576),
     node: process.version,
-    qemu: firstLine(ctx.board.qemu.binary, ['--version']),
+    qemu: firstLine(qemuOf(ctx.board).binary, ['--version']),
     clang: firstLine('clang', ['--version']),
     gcc: firstLine(`${ctx.board.crossCompile}gcc`, ['--version']),
     binutils: firstLine(`${ctx.board.crossCompile}ld`, ['--version']),

@@ -7,6 +7,7 @@ import { debug } from '../log.ts';
 import { run } from '../proc.ts';
 import { qemuCommand } from './firmware.ts';
 import { DEFAULT_MARKERS, judgeBoot, MarkerMatcher, type FailureKind } from './markers.ts';
+import { qemuOf } from '../boards/board.ts';
 
 /**
  * Boots a board in QEMU and judges the console: every marker in order, no
@@ -103,7 +104,7 @@ export function qemuArgs(o: BootOptions): string[] {
   if (o.pflash !== undefined && statSync(file).size !== o.board.flashSize) {
     throw badInput(`boot: flash image ${file} is ${statSync(file).size} bytes; -drive if=pflash needs the whole ${o.board.flashSize}-byte chip: rebuild it with xip image`);
   }
-  const q = o.board.qemu;
+  const q = qemuOf(o.board);
   const mem = o.memKiB !== undefined ? `${o.memKiB}K` : `${o.memMiB}M`;
   const args = ['-M', q.machine, '-cpu', q.cpu, '-m', mem, ...q.args];
   if (o.bios !== undefined) args.push('-bios', o.bios);
@@ -128,9 +129,9 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   rmSync(tmp, { force: true });
 
   const stopper = new AbortController();
-  debug(`qemu: ${o.board.qemu.binary} ${args.join(' ')}`);
+  debug(`qemu: ${qemuOf(o.board).binary} ${args.join(' ')}`);
   const start = Date.now();
-  const direct = qemuCommand(o.board.qemu.binary, args);
+  const direct = qemuCommand(qemuOf(o.board).binary, args);
   const q = o.netns === undefined ? direct : { cmd: 'ip', args: ['netns', 'exec', o.netns, direct.cmd, ...direct.args] };
   const dialog = o.dialog && o.dialog.length > 0 && !o.interactive ? labScript(o.dialog) : undefined;
   let r;

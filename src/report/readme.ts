@@ -128,7 +128,7 @@ export function renderConfig(r: Results, file: string): string {
 
 /** How the numbers of results measured on these boards are made. */
 function method(boards: readonly BoardData[]): string {
-  const machines = [...new Set(boards.map((b) => b.qemu.machine))].join(', ') || "the board's machine";
+  const machines = [...new Set(boards.flatMap((b) => (b.qemu ? [b.qemu.machine] : [])))].join(', ') || "the board's machine";
   return [
     '#### How the numbers are made',
     '',

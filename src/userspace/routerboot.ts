@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { partitionOf } from '../boards/board.ts';
+import { partitionOf, qemuOf } from '../boards/board.ts';
 import type { Board } from '../boards/index.ts';
 import { userspacePaths, type BuildContext } from '../context.ts';
 import { readSettings } from '../settings/format.ts';
@@ -49,7 +49,7 @@ export function freeLoopbackPort(): Promise<number> {
  * needed).
  */
 export function routerNicDevices(board: Board, netdevs: readonly [string, string]): string[] {
-  const { model, slots } = board.qemu.nic;
+  const { model, slots } = qemuOf(board).nic;
   if (slots.length < 2) throw badInput(`board ${board.name}: the router needs two NICs (WAN and LAN); its qemu.nic.slots lists ${slots.length}`);
   return netdevs.flatMap((id, i) => ['-device', `${model},netdev=${id},addr=${slots[i]},romfile=`]);
 }

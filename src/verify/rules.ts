@@ -18,6 +18,7 @@ import { findNode, getString, getStrings, parseFdt } from '../boards/fdt.ts';
 import { regOf } from '../boards/xipdtb.ts';
 import { readCramfs } from '../userspace/cramfs.ts';
 import { SHIM_DTB_OFFSET } from '../image/shim.ts';
+import { checkVendorKernel } from '../image/vendor.ts';
 import { hex } from '../text.ts';
 import { readSettings } from '../settings/format.ts';
 
@@ -380,6 +381,20 @@ export function rule4(inp: RuleInputs): RuleResult {
       problems.push(`LOAD #${s.index} at ${hex(s.paddr)} lies in front of the kernel's address ${hex(kseg0(b.xipPhys))} (${b.loader} flash map)`);
     }
   }
+  // j and jal reach only their own 256 MiB region: all of the flash-resident kernel must be in the one it starts in.
+  const textStart = kseg0(b.xipPhys);
+  if (flashTextEnd > 0 && textStart >>> 28 !== (flashTextEnd - 1) >>> 28) {
+    problems.push(`flash text runs from ${hex(textStart)} to ${hex(flashTextEnd)}, across a 256 MiB boundary that j and jal cannot cross: move CONFIG_XIP_PHYS_ADDR (the kernel partition) down`);
+  }
+  // What the image must leave alone: the radio calibration, and a real board's own loader.
+  const untouchable = b.partitions.filter((p) => p.content === 'calibration' || (b.loader === 'vendor' && (p.content === 'loader' || p.content === 'uboot-env')));
+  if (inp.image) {
+    for (const p of untouchable) {
+      const bytes = inp.image.subarray(p.offset, Math.min(inp.image.length, p.offset + p.size));
+      const at = bytes.findIndex((x) => x !== 0xff);
+      if (at >= 0) problems.push(`the image writes partition '${p.name}' (${p.content}, byte ${hex(p.offset + at)}): it must leave it erased, as the board's own stays there`);
+    }
+  }
   const flashLoadEnd = flashLoadEndOf(inp);
   const exiprom = inp.elf.findSymbol('_exiprom')?.value;
   if (exiprom !== undefined && exiprom >= r.flashBase && exiprom > KSEG1) problems.push(`_exiprom ${hex(exiprom)} is past ${hex(KSEG1)}`);
@@ -392,14 +407,14 @@ export function rule4(inp: RuleInputs): RuleResult {
     if (size % 4 !== 0) problems.push(`image length ${size} is not a multiple of 4`);
     if (size < needed) problems.push(`image is ${hex(size)} bytes but vmlinux's flash part ends at ${hex(needed)}`);
   }
-  const data = { imageSize: size, limit, flashSize: b.flashSize, swapBytes: b.loaderSwapBytes, kernelPartition: { name: part.name, offset: part.offset, size: part.size }, flashTextEnd, flashNeeded: needed, exiprom: exiprom ?? null };
+  const data = { imageSize: size, limit, flashSize: b.flashSize, swapBytes: b.loaderSwapBytes, kernelPartition: { name: part.name, offset: part.offset, size: part.size }, flashTextStart: textStart, flashTextEnd, flashNeeded: needed, exiprom: exiprom ?? null, leftErased: untouchable.map((p) => p.name) };
   if (problems.length === 0) {
     const free = partEnd - needed;
     return {
       id: 4,
       title,
       ok: true,
-      summary: `image ${hex(size ?? 0)} bytes <= ${limitName}; kernel in partition '${part.name}' up to ${hex(needed)} (${free} bytes free to ${hex(partEnd)}); flash text ends at ${hex(flashTextEnd)} < ${hex(KSEG1)}`,
+      summary: `image ${hex(size ?? 0)} bytes <= ${limitName}; kernel in partition '${part.name}' up to ${hex(needed)} (${free} bytes free to ${hex(partEnd)}); flash text ${hex(textStart)}..${hex(flashTextEnd)} in one 256 MiB region, below ${hex(KSEG1)}${untouchable.length ? `; ${untouchable.map((p) => `'${p.name}'`).join(', ')} left erased` : ''}`,
       details: [],
       data,
     };
@@ -519,7 +534,13 @@ export function rule5(inp: RuleInputs): RuleResult {
   let magic: number | null = null;
   let target: number | null = null;
   let loaderText = '';
-  if (inp.board.loader !== 'shim') {
+  if (inp.board.loader === 'vendor') {
+    // A real board's own loader: the kernel partition starts with what it boots (src/image/vendor.ts).
+    const kp = kernelPartition(inp.board);
+    const c = checkVendorKernel(inp.board, img.subarray(kp.offset, kp.offset + kp.size), entry);
+    problems.push(...c.problems);
+    loaderText = c.text;
+  } else if (inp.board.loader !== 'shim') {
     // A legacy uImage header in front of the kernel: bootm runs it in place only if load is where its data lies.
     const off = inp.board.xipPhys - inp.board.flashPhys - UIMAGE_HEADER_BYTES;
     try {
