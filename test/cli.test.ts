@@ -46,7 +46,7 @@ describe('options and environment', () => {
     assert.equal(o.config, 'lwrt_qemu_malta_defconfig');
     assert.equal(o.userspace, undefined);
     assert.equal(mergeEnv({}, { CONFIG: 'xip_qemu_malta_defconfig' }).config, 'xip_qemu_malta_defconfig');
-    assert.deepEqual(mergeEnv({}, {}), { board: 'malta', variant: 'xip', toolchain: 'clang', loader: 'shim' });
+    assert.deepEqual(mergeEnv({}, {}), { board: 'malta', variant: 'xip', toolchain: 'clang' }); // the loader: the board's own default
   });
 
   it('a variant, toolchain or board that does not exist is refused while parsing, from the command line or the environment', () => {

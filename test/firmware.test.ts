@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { getBoard } from '../src/boards/index.ts';
+import { getQemuBoard } from '../src/boards/index.ts';
 import { run } from '../src/proc.ts';
 import { canHideFirmware, firmwareDirs, HIDE_FIRMWARE_ENV, hiddenCommand, qemuCommand } from '../src/qemu/firmware.ts';
 import { qemuArgs } from '../src/qemu/runner.ts';
@@ -15,7 +15,7 @@ import { routerNicArgs } from '../src/userspace/routerboot.ts';
  * BIOS. Checked with QEMU's firmware directories hidden (an empty mount
  * over each), so it fails on a machine that has ipxe-qemu and seabios too.
  */
-const board = getBoard('malta');
+const board = getQemuBoard('malta');
 const tmp = mkdtempSync(join(tmpdir(), 'xip-firmware-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const hide = canHideFirmware();

@@ -25,7 +25,7 @@ describe('flash maps', () => {
     assert.equal(getBoard('malta', 'uboot-stock').xipPhys, 0x1e050040);
     assert.equal(makeContext({ loader: 'uboot' }).variantDir.endsWith('xip-clang-uboot'), true);
     assert.equal(makeContext({}).variantDir.endsWith('xip-clang'), true);
-    assert.throws(() => getBoard('malta', 'redboot'), /unknown loader 'redboot': use shim or uboot or uboot-stock/);
+    assert.throws(() => getBoard('malta', 'redboot'), /unknown loader 'redboot': use shim or uboot or uboot-stock or vendor/);
   });
 
   it('mtdparts and the command line name every partition of the map', () => {

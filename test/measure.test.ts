@@ -20,9 +20,9 @@ import {
 import { findMinRam, type Attempt } from '../src/measure/minram.ts';
 import { bootCostMethod, memoryOfBoot } from '../src/measure/index.ts';
 import { EXIT, XipError } from '../src/errors.ts';
-import { getBoard } from '../src/boards/index.ts';
+import { getQemuBoard } from '../src/boards/index.ts';
 
-const malta = getBoard('malta');
+const malta = getQemuBoard('malta');
 import { buildElf, xipKernelSpec } from './fixtures/elf/synth.ts';
 
 /**

@@ -9,6 +9,7 @@ import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 import { ROUTER_MARKERS } from '../src/userspace/markers.ts';
 import { bootExpectation } from '../src/userspace/profiles.ts';
 import { ADMIN_TOKEN_FILE, routerBootSession } from '../src/userspace/routerboot.ts';
+import { qemuOf } from '../src/boards/board.ts';
 
 /**
  * The router's boot the way `xip boot` and `xip measure` run it (bootBuilt,
@@ -83,7 +84,7 @@ http.createServer((req, res) => {
   res.end();
 }).listen(port, '127.0.0.1', () => say('LWRT-READY: eth0 up, httpd on :80'));
 `;
-  const path = join(bin, ctx.board.qemu.binary);
+  const path = join(bin, qemuOf(ctx.board).binary);
   writeFileSync(path, script);
   chmodSync(path, 0o755);
 }

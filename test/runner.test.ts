@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { getBoard } from '../src/boards/index.ts';
+import { getQemuBoard } from '../src/boards/index.ts';
 import { EXIT, XipError } from '../src/errors.ts';
 import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 import { assertBooted, boot, qemuArgs, type BootOptions } from '../src/qemu/runner.ts';
@@ -15,7 +15,7 @@ import { assertBooted, boot, qemuArgs, type BootOptions } from '../src/qemu/runn
  */
 const tmp = mkdtempSync(join(tmpdir(), 'xip-runner-test-'));
 const bin = join(tmp, 'bin');
-const board = getBoard('malta');
+const board = getQemuBoard('malta');
 const bios = join(tmp, 'xip-bios.bin');
 const vmlinux = join(tmp, 'vmlinux');
 const savedPath = process.env.PATH;

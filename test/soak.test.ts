@@ -7,6 +7,7 @@ import { makeContext } from '../src/context.ts';
 import { median, soakDir } from '../src/soak.ts';
 import { HIDE_FIRMWARE_ENV } from '../src/qemu/firmware.ts';
 import { runXip } from './fixtures/cli.ts';
+import { qemuOf } from '../src/boards/board.ts';
 
 /**
  * `xip soak`: N boots of the XIP flash image; failures are counted, their
@@ -30,7 +31,7 @@ function fakeSetup(name: string, bad: number) {
   writeFileSync(counter, '0');
   const good = ['Linux version 6.12 (fake)', 'Memory: 1K/2K available', 'Freeing unused kernel', 'XIP-USERSPACE-OK', 'XIP-POWEROFF: off'];
   writeFileSync(
-    join(bin, ctx.board.qemu.binary),
+    join(bin, qemuOf(ctx.board).binary),
     `#!/bin/sh
 n=$(( $(cat '${counter}') + 1 )); echo $n > '${counter}'
 if [ $n = ${bad} ]; then echo 'Linux version 6.12 (fake)'; echo 'Kernel panic - not syncing: boot '$n; exit 0; fi
@@ -38,7 +39,7 @@ ${good.map((l) => `echo '${l}'`).join('\n')}
 exit 0
 `,
   );
-  chmodSync(join(bin, ctx.board.qemu.binary), 0o755);
+  chmodSync(join(bin, qemuOf(ctx.board).binary), 0o755);
   return { ctx, buildDir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, [HIDE_FIRMWARE_ENV]: '' } };
 }
 
