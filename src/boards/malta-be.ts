@@ -1,4 +1,4 @@
-import type { BoardData } from './board.ts';
+import type { QemuBoardData } from './board.ts';
 import { malta } from './malta.ts';
 
 /**
@@ -10,7 +10,7 @@ import { malta } from './malta.ts';
  * U-Boot is not offered here: the toolkit's U-Boot recipe and pins are for
  * the little-endian maltael build.
  */
-export const maltaBe: BoardData = {
+export const maltaBe: QemuBoardData = {
   ...malta,
   name: 'malta-be',
   description: 'QEMU malta, MIPS 24Kc, big-endian, 4 MiB CFI flash at 0x1e000000 (copied to the reset vector)',

@@ -1,4 +1,4 @@
-import type { BoardData } from './board.ts';
+import type { QemuBoardData } from './board.ts';
 
 /**
  * QEMU malta with a 24Kc core, little-endian. Facts from QEMU 7.2
@@ -11,7 +11,7 @@ import type { BoardData } from './board.ts';
  * On little-endian targets QEMU byte-swaps each 32-bit word of the first
  * 0x3e0000 bytes of the file; bytes beyond are seen as stored.
  */
-export const malta: BoardData = {
+export const malta: QemuBoardData = {
   name: 'malta',
   description: 'QEMU malta, MIPS 24Kc, little-endian, 4 MiB CFI flash at 0x1e000000 (copied to the reset vector)',
   arch: 'mips',
