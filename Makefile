@@ -45,10 +45,10 @@ deps: check-deps ## install missing host tools (apt-get) and npm packages
 source: $(DIST_STAMP) ## unpack and patch the kernel source under build/src
 	$(XIP) source
 
-kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc|llvm, LOADER=shim|uboot|uboot-stock)
+kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOLCHAIN=clang|gcc|llvm, LOADER=shim|uboot|uboot-stock|vendor)
 	$(XIP) build
 
-flashmap: $(DIST_STAMP) ## print the flash partition map of the board and loader (LOADER=shim|uboot|uboot-stock, FLASH_MAP=file.json)
+flashmap: $(DIST_STAMP) ## print the flash partition map of the board and loader (LOADER=shim|uboot|uboot-stock|vendor, FLASH_MAP=file.json)
 	$(XIP) flashmap
 
 image: $(DIST_STAMP) ## assemble the whole flash chip's image build/out/xip-bios.bin (loader, kernel, partitions)
