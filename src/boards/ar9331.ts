@@ -51,7 +51,7 @@ export const ar9331: BoardData = {
   linkAddress: 0x80060000,
   cmdline: 'console=ttyATH0,115200',
   mtdId: 'spi0.0',
-  defconfigs: { minimal: 'xip_ar9331_tl_mr3020_defconfig' },
+  defconfigs: { minimal: 'xip_ar9331_tl_mr3020_defconfig', router: 'lwrt_ar9331_tl_mr3020_defconfig' },
   hostPackages: {
     binutils: 'binutils-mips-linux-gnu',
     gcc: 'gcc-mips-linux-gnu',
