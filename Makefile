@@ -51,7 +51,7 @@ kernel: $(DIST_STAMP) ## build userspace and the kernel (VARIANT=xip|stock, TOOL
 flashmap: $(DIST_STAMP) ## print the flash partition map of the board and loader (LOADER=shim|uboot|uboot-stock|vendor, FLASH_MAP=file.json)
 	$(XIP) flashmap
 
-image: $(DIST_STAMP) ## assemble the whole flash chip's image build/out/xip-bios.bin (loader, kernel, partitions)
+image: $(DIST_STAMP) ## assemble the whole flash chip's image build/out/xip-bios.bin (loader, kernel, partitions); a real board: build/out/<board>-kernel-partition.bin
 	$(XIP) image
 
 verify: $(DIST_STAMP) ## check the XIP vmlinux and flash image layout

@@ -17,7 +17,7 @@ export { contextFrom, mergeEnv, type GlobalOptions } from './commands/common.ts'
 /** The xip program; `onExit` gets the exit code of the command that ran. */
 export function buildProgram(onExit: (code: number) => void = () => {}): Command {
   const program = addGlobalOptions(new Command('xip'))
-    .description('Build, verify and boot a Linux kernel that executes in place from flash (MIPS32r2, QEMU malta)')
+    .description('Build, verify and boot a Linux kernel that executes in place from flash (MIPS32r2: QEMU malta, booted; MT7628 and AR9331, built and verified)')
     .showHelpAfterError('(run xip --help for the commands and options)')
     .configureHelp({ sortSubcommands: false, helpWidth: 100 })
     .exitOverride();
