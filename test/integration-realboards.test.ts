@@ -100,9 +100,10 @@ for (const b of BOARDS) {
         const seg = elf.segments.find((s) => s.type === PT.LOAD && start >= s.vaddr >>> 0 && end <= (s.vaddr + s.filesz) >>> 0)!;
         const fdt = parseFdt(elf.segmentData(seg).subarray(start - (seg.vaddr >>> 0), end - (seg.vaddr >>> 0)));
         assert.equal(getStrings(findNode(fdt.root, '/')!, 'compatible')?.[0], b.compatible);
-        assert.equal(elf.findSymbol('_sdata')!.value >>> 0, ctx.board.linkAddress);
+        const sdata = elf.findSymbol('_sdata')!.value >>> 0;
+        assert.equal(sdata, ctx.board.linkAddress);
         // Off the exception vectors the kernel writes at the start of RAM (cpu_probe reserves the first page).
-        assert.ok(ctx.board.linkAddress >= 0x80001000);
+        assert.ok(sdata >= 0x80001000, `_sdata ${sdata.toString(16)}`);
       });
 
       it("the kernel partition is what the board's loader boots, and the chip image leaves the board's own partitions erased", () => {

@@ -9,7 +9,7 @@ import { boardNames, getBoard } from '../src/boards/index.ts';
 import { mt7628 } from '../src/boards/mt7628.ts';
 import { makeContext, REPO_ROOT } from '../src/context.ts';
 import { XipError } from '../src/errors.ts';
-import { TPLINK, checkVendorKernel, jumpTarget, jumpTo, lzmaAlone, lzmaAloneInflate, vendorKernel } from '../src/image/vendor.ts';
+import { TPLINK, checkVendorKernel, jumpTarget, jumpTo, lzmaAlone, lzmaAloneInflate, lzmaAloneSize, vendorKernel } from '../src/image/vendor.ts';
 import { parseUImageHeader } from '../src/image/uboot-formats.ts';
 
 const bad = (re: RegExp) => (e: unknown) => e instanceof XipError && e.exitCode === 2 && re.test(e.message);
@@ -79,7 +79,21 @@ describe('what the vendor loaders boot', () => {
     assert.equal(s[0], 0x5d); // lc=3 lp=0 pb=2, what LZMA SDK 4.x decoders take
     assert.equal(v.getUint32(5, true), 16);
     assert.equal(v.getUint32(9, true), 0);
+    assert.equal(lzmaAloneSize(s), 16);
     assert.deepEqual([...lzmaAloneInflate(s)], [...code]);
+  });
+
+  it('the jump is padded to 64 KiB and still compresses to a few dozen bytes; a stream without its size is refused', () => {
+    const b = getBoard('ar9331');
+    const vk = vendorKernel(b, kernel, entry, 'XIP test');
+    const v = new DataView(vk.bytes.buffer);
+    const stream = vk.bytes.subarray(0x200, 0x200 + v.getUint32(TPLINK.kernelLength));
+    assert.equal(lzmaAloneSize(stream), TPLINK.jumpPadBytes);
+    assert.ok(stream.length < 200, `${stream.length} bytes`);
+    const unsized = new Uint8Array(vk.bytes);
+    unsized.fill(0xff, 0x200 + 5, 0x200 + 13);
+    assert.match(checkVendorKernel(b, unsized, entry).problems.join(), /gives no uncompressed size/);
+    assert.match(checkVendorKernel(b, vk.bytes, null).problems.join(), /no kernel_entry symbol/);
   });
 
   it("MT7628: a uImage whose load address is bootm's, so the SDK U-Boot runs it in place", () => {
@@ -97,8 +111,8 @@ describe('what the vendor loaders boot', () => {
     const vk = vendorKernel(b, kernel, entry, 'XIP test');
     const v = new DataView(vk.bytes.buffer);
     assert.equal(v.getUint32(0), TPLINK.version);
-    assert.equal(v.getUint32(TPLINK.kernelLoad), 0x80002000);
-    assert.equal(v.getUint32(TPLINK.kernelEntry), 0x80002000);
+    assert.equal(v.getUint32(TPLINK.kernelLoad), 0xa0002000);
+    assert.equal(v.getUint32(TPLINK.kernelEntry), 0xa0002000);
     assert.equal(v.getUint32(TPLINK.kernelOffset), 0x200);
     assert.equal(v.getUint32(TPLINK.fwLength), vk.bytes.length);
     assert.deepEqual([...vk.bytes.subarray(0x400)], [...kernel]);

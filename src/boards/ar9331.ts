@@ -14,8 +14,8 @@ import type { BoardData } from './board.ts';
  * 512-byte firmware header and LZMA-inflates the kernel to the header's
  * load address, whatever the image. So the kernel partition starts with
  * such a header and a four-instruction jump to the XIP kernel, compressed;
- * U-Boot inflates the jump to RAM and calls it with its arguments (a0-a3),
- * which it passes on. QEMU has no AR9331 model: built and verified only.
+ * U-Boot inflates the jump to uncached RAM and calls it with its arguments
+ * (a0-a3), which it passes on. QEMU has no AR9331 model: built and verified only.
  */
 export const ar9331: BoardData = {
   name: 'ar9331',
@@ -43,7 +43,8 @@ export const ar9331: BoardData = {
     bootm: 0x9f020000,
     // TP-Link's header (512 bytes) and the compressed jump, padded: the kernel starts 1 KiB into the partition.
     headerBytes: 0x400,
-    trampolineLoad: 0x80002000,
+    // KSEG1: inflated and run uncached, so no cache stands between U-Boot's writes and the fetch (src/image/vendor.ts).
+    trampolineLoad: 0xa0002000,
     console: 'the 4-pin header inside the case (ttyATH0), 115200 8N1, 3.3 V',
   },
   ramPhys: 0x00000000,

@@ -84,7 +84,7 @@ export const BoardSchema = z.object({
       xipLoad: z.enum(['header', 'data']).optional(),
       /** Bytes in front of the kernel in its partition (the uImage header; TP-Link's header and the inflated jump). */
       headerBytes: z.number().int().positive(),
-      /** Where the TP-Link loader inflates the jump to (KSEG0 RAM, below the kernel's RAM part). */
+      /** Where the TP-Link loader inflates the jump to and runs it (RAM below the kernel's RAM part; KSEG1, uncached). */
       trampolineLoad: z.number().int().nonnegative().optional(),
       /** The serial console: where to look on the bench. */
       console: z.string(),

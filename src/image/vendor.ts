@@ -4,13 +4,19 @@
  *
  * - uimage: a legacy uImage, uncompressed, whose load address is what that
  *   U-Boot's bootm compares with to run an image in place (the header's
- *   address for MediaTek's SDK U-Boot 1.1.3, the data's for later ones);
+ *   address in U-Boot 1.1.x's bootm, which MediaTek's SDK U-Boot 1.1.3
+ *   keeps; the data's in mainline U-Boot since 2008);
  * - tplink-lzma: TP-Link's U-Boot 1.1.4 LZMA-inflates whatever it boots,
  *   behind its 512-byte v1 firmware header (layout as OpenWrt's mktplinkfw
  *   and pepe2k's u-boot_mod describe it). The header is followed by an
- *   LZMA stream of four instructions (lui/ori/jr/nop) that it inflates to
- *   RAM and calls with its a0-a3; they jump to kernel_entry in flash and
- *   leave a0-a3 alone. The kernel follows at headerBytes.
+ *   LZMA stream of four instructions (lui/ori/jr/nop), padded with zeros
+ *   to 64 KiB, that it inflates to RAM and calls with its a0-a3; they jump
+ *   to kernel_entry in flash and leave a0-a3 alone. The kernel follows at
+ *   headerBytes. The jump is inflated to, and run from, KSEG1 (uncached):
+ *   that U-Boot writes the data cache back before it jumps only by
+ *   accident (its flush calls are commented out), which megabytes of
+ *   kernel do and 16 bytes would not. The padding is what OpenWrt gives
+ *   its own small loader for these boot loaders (some fail on less).
  */
 import { spawnSync } from 'node:child_process';
 import { kseg0, type Board } from '../boards/board.ts';
@@ -21,6 +27,8 @@ import { parseUImageHeader, uImageHeader, UIMAGE_HEADER_BYTES } from './uboot-fo
 /** TP-Link firmware header v1: its size, version word and the offsets of the fields U-Boot 1.1.4 reads (big-endian). */
 export const TPLINK = {
   headerBytes: 0x200,
+  /** Bytes the jump is padded to before it is compressed. */
+  jumpPadBytes: 0x10000,
   version: 0x01000000,
   vendorOffset: 0x04,
   infoOffset: 0x1c,
@@ -78,9 +86,25 @@ export function lzmaAlone(data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Inflate an LZMA-alone stream (xz), as the board's loader would. */
+/** The uncompressed size an LZMA-alone header gives (bytes 5..12, little-endian), or null for "unknown" (all ones). */
+export function lzmaAloneSize(stream: Uint8Array): number | null {
+  if (stream.length < 13) return null;
+  const v = new DataView(stream.buffer, stream.byteOffset, 13);
+  const lo = v.getUint32(5, true);
+  const hi = v.getUint32(9, true);
+  if (lo === 0xffffffff && hi === 0xffffffff) return null;
+  return hi * 2 ** 32 + lo;
+}
+
+/**
+ * Inflate an LZMA-alone stream (xz), as the board's loader would. The
+ * stream carries its size and the end marker; xz before 5.4 refuses both
+ * at once, so it is given the size as unknown and must stop at the marker.
+ */
 export function lzmaAloneInflate(stream: Uint8Array): Uint8Array {
-  return xz(['--format=lzma', '--stdout', '--decompress'], stream, 'LZMA stream in the kernel partition');
+  const copy = new Uint8Array(stream);
+  copy.fill(0xff, 5, 13);
+  return xz(['--format=lzma', '--stdout', '--decompress'], copy, 'LZMA stream in the kernel partition');
 }
 
 function putString(v: Uint8Array, at: number, s: string, max: number): void {
@@ -109,7 +133,9 @@ export function vendorKernel(board: Board, kernel: Uint8Array, entry: number, na
   }
   const load = v.trampolineLoad;
   if (load === undefined) throw badInput(`board ${board.name}: a tplink-lzma loader needs vendor.trampolineLoad (where the jump is inflated)`);
-  const lzma = lzmaAlone(jumpTo(entry, board.endian));
+  const jump = new Uint8Array(TPLINK.jumpPadBytes);
+  jump.set(jumpTo(entry, board.endian));
+  const lzma = lzmaAlone(jump);
   if (TPLINK.headerBytes + lzma.length > v.headerBytes) {
     throw badInput(`board ${board.name}: TP-Link's header and the compressed jump take ${TPLINK.headerBytes + lzma.length} bytes, more than vendor.headerBytes ${hex(v.headerBytes)}`);
   }
@@ -140,7 +166,8 @@ export function checkVendorKernel(board: Board, part: Uint8Array, entry: number 
     try {
       const hd = parseUImageHeader(part, part.subarray(UIMAGE_HEADER_BYTES));
       if (hd.load !== want) problems.push(`uImage load address ${hex(hd.load)} is not ${hex(want)} (bootm ${hex(v.bootm)}, ${v.xipLoad ?? 'header'} address): ${v.name} would copy the kernel instead of running it in place`);
-      if (entry !== null && hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
+      if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
+      else if (hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
       if (hd.comp !== 0 || hd.type !== 2 || hd.arch !== 5 || hd.os !== 5) problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
       return { problems, text: `uImage for ${v.name} (CRCs ok): load ${hex(hd.load)} = bootm ${hex(v.bootm)}, entry kernel_entry ${hex(hd.entry)}` };
     } catch (e) {
@@ -157,8 +184,14 @@ export function checkVendorKernel(board: Board, part: Uint8Array, entry: number 
   if (load !== v.trampolineLoad || ep !== load) problems.push(`TP-Link header: load ${hex(load)}, entry ${hex(ep)}; want both ${hex(v.trampolineLoad ?? 0)}`);
   if (TPLINK.headerBytes + len > v.headerBytes) problems.push(`TP-Link header: ${len}-byte kernel data runs into the XIP kernel at +${hex(v.headerBytes)}`);
   let target: number | null = null;
+  if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
   try {
-    const code = lzmaAloneInflate(part.subarray(TPLINK.headerBytes, TPLINK.headerBytes + len));
+    const stream = part.subarray(TPLINK.headerBytes, TPLINK.headerBytes + len);
+    const size = lzmaAloneSize(stream);
+    const code = lzmaAloneInflate(stream);
+    // TP-Link's LZMA decoder needs the size in the header: it refuses a stream that only ends with a marker.
+    if (size === null) problems.push('the LZMA data gives no uncompressed size: TP-Link\'s U-Boot refuses such a stream');
+    else if (size !== code.length) problems.push(`the LZMA header says ${size} bytes, the data inflates to ${code.length}`);
     target = jumpTarget(code, board.endian);
     if (target === null) problems.push(`the ${code.length} bytes the LZMA data inflates to are not the jump (lui/ori/jr/nop)`);
     else if (entry !== null && target !== entry) problems.push(`the inflated jump goes to ${hex(target)}, but kernel_entry is ${hex(entry)}`);
