@@ -11,7 +11,7 @@ export interface ImageCommandOptions {
 export function define(program: Command): Command {
   return program
     .command('image')
-    .description('assemble the flash image (shim + XIP vmlinux: xip-bios.bin; a real board: its kernel partition)')
+    .description('assemble the flash image (a real board: its kernel partition)')
     .option('--force', 'assemble again even when up to date')
     .option('--json', 'print the image report (layout map) as JSON');
 }
