@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EXIT, XipError } from './errors.ts';
@@ -251,7 +251,16 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
 
 /** Run a short command and return its stdout; throws XipError on failure. */
 export function capture(cmd: string, args: readonly string[], opts: { cwd?: string; what?: string } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  return checked(spawnSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }), cmd, opts.what);
+}
+
+/** capture() for binary data: `input` on standard input, standard output as bytes. */
+export function captureBytes(cmd: string, args: readonly string[], input: Uint8Array, what?: string): Uint8Array {
+  return new Uint8Array(checked(spawnSync(cmd, args, { input, maxBuffer: 64 * 1024 * 1024 }), cmd, what) as Buffer);
+}
+
+/** The output of a finished spawnSync; an XipError naming the command when it could not run or failed. */
+function checked<T extends string | Buffer>(r: SpawnSyncReturns<T>, cmd: string, what?: string): T {
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
@@ -259,11 +268,11 @@ export function capture(cmd: string, args: readonly string[], opts: { cwd?: stri
         exitCode: EXIT.environment,
       });
     }
-    throw new XipError(`${opts.what ?? cmd}: ${r.error.message}`, { exitCode: EXIT.environment });
+    throw new XipError(`${what ?? cmd}: ${r.error.message}`, { exitCode: EXIT.environment });
   }
   if (r.status !== 0) {
-    const lines = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').slice(-10);
-    throw new XipError(`${opts.what ?? cmd} failed (exit code ${r.status})`, { details: lines });
+    const lines = `${String(r.stderr ?? '')}${typeof r.stdout === 'string' ? r.stdout : ''}`.trim().split('\n').slice(-10);
+    throw new XipError(`${what ?? cmd} failed (exit code ${r.status})`, { details: lines });
   }
   return r.stdout;
 }

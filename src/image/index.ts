@@ -16,7 +16,7 @@ import { buildShim, SHIM_DTB_OFFSET, shimSources } from './shim.ts';
 import { fetchUboot } from './uboot.ts';
 import { buildUboot } from './uboot-build.ts';
 import { ubootEnv, uImageHeader } from './uboot-formats.ts';
-import { vendorKernel } from './vendor.ts';
+import { vendorKernel, type VendorKernel } from './vendor.ts';
 
 export { formatLayout, flashBudget, swapWords, type Layout, type Region } from './layout.ts';
 export { shimSources };
@@ -42,7 +42,7 @@ export interface ImageReport {
    * environment and calibration erased, for verify only), the command that
    * boots it, and TP-Link's header when the loader needs one.
    */
-  vendor?: { loader: string; kernelFile: string; partition: string; offset: number; bytes: number; bootcmd: string; tplink?: { load: number; lzmaBytes: number; jumpTarget: number } };
+  vendor?: { loader: string; kernelFile: string; partition: string; offset: number; bytes: number; bootcmd: string; tplink?: VendorKernel['tplink'] };
   /** The device tree the boot shim passes (a root filesystem in flash): where, how big, its bootargs. */
   deviceTree?: { address: number; bytes: number; bootargs: string };
   /** The root filesystem in flash (cramfs) and its partition. */
@@ -197,7 +197,7 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
       offset: kernelPart.offset,
       bytes: vk.bytes.length,
       bootcmd: `bootm 0x${board.vendor!.bootm.toString(16)}`,
-      tplink: vk.tplink ? { load: vk.tplink.load, lzmaBytes: vk.tplink.lzmaBytes, jumpTarget: vk.tplink.jumpTarget } : undefined,
+      tplink: vk.tplink,
     };
   } else {
     let bin: string;
@@ -242,13 +242,15 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
   if (vendorInfo) writeFileAtomic(vendorInfo.kernelFile, kernelBytes);
   writeFileAtomic(ctx.imagePath, image);
   const deflatedEnd = kernel.deflated ? board.xipPhys + kernel.bytes.length : undefined;
+  // A real board's loader is its own: the image holds none.
+  const loaderBytes = board.loader === 'vendor' ? 0 : contents[0]!.bytes.length;
   return {
     image: ctx.imagePath,
     size: image.length,
     loader: board.loader,
     partitions: board.partitions,
     kernelEntry: entrySym.value >>> 0,
-    loaderBytes: board.loader === 'vendor' ? 0 : contents[0]!.bytes.length,
+    loaderBytes,
     uboot,
     ubootEnv: env,
     uimage,
@@ -257,6 +259,6 @@ export async function buildImage(ctx: BuildContext): Promise<ImageReport> {
     rootfs: rootfsBytes && rootPart ? { partition: rootPart.name, offset: rootPart.offset, bytes: rootfsBytes.length } : undefined,
     settings: settingsPart && settingsKeys ? { partition: settingsPart.name, offset: settingsPart.offset, keys: settingsKeys } : undefined,
     deflated: kernel.deflated,
-    layout: describeLayout(elf, board, board.loader === 'vendor' ? 0 : contents[0]!.bytes.length, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
+    layout: describeLayout(elf, board, loaderBytes, kernel.bytes.length, deflatedEnd, rootfsBytes?.length),
   };
 }

@@ -18,11 +18,11 @@
  *   kernel do and 16 bytes would not. The padding is what OpenWrt gives
  *   its own small loader for these boot loaders (some fail on less).
  */
-import { spawnSync } from 'node:child_process';
 import { kseg0, type Board } from '../boards/board.ts';
-import { EXIT, XipError, badInput } from '../errors.ts';
+import { XipError, badInput } from '../errors.ts';
+import { captureBytes } from '../proc.ts';
 import { hex } from '../text.ts';
-import { parseUImageHeader, uImageHeader, UIMAGE_HEADER_BYTES } from './uboot-formats.ts';
+import { IH, parseUImageHeader, uImageHeader, UIMAGE_HEADER_BYTES, type UImageHeader } from './uboot-formats.ts';
 
 /** TP-Link firmware header v1: its size, version word and the offsets of the fields U-Boot 1.1.4 reads (big-endian). */
 export const TPLINK = {
@@ -63,13 +63,22 @@ export function jumpTarget(code: Uint8Array, endian: 'little' | 'big'): number |
 }
 
 function xz(args: string[], input: Uint8Array, what: string): Uint8Array {
-  const r = spawnSync('xz', args, { input, maxBuffer: 16 * 1024 * 1024 });
-  if (r.error) {
-    const code = (r.error as NodeJS.ErrnoException).code;
-    throw new XipError(code === 'ENOENT' ? "xz: not found on PATH; install xz-utils (xip doctor --install)" : `xz: ${r.error.message}`, { exitCode: EXIT.environment });
+  return captureBytes('xz', args, input, `${what} (xz)`);
+}
+
+/**
+ * What any XIP uImage must be, whoever boots it: started at kernel_entry,
+ * an uncompressed MIPS Linux kernel. (Its load address is the loader's
+ * business: the caller checks it.)
+ */
+export function uImageKernelProblems(hd: UImageHeader, entry: number | null): string[] {
+  const problems: string[] = [];
+  if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
+  else if (hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
+  if (hd.os !== IH.osLinux || hd.arch !== IH.archMips || hd.type !== IH.typeKernel || hd.comp !== IH.compNone) {
+    problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
   }
-  if (r.status !== 0) throw new XipError(`${what}: xz failed (exit code ${r.status}): ${String(r.stderr).trim().split('\n').pop() ?? ''}`);
-  return new Uint8Array(r.stdout);
+  return problems;
 }
 
 /**
@@ -116,7 +125,8 @@ export interface VendorKernel {
   /** What the kernel partition holds, from its first byte: the loader's header, then the kernel. */
   bytes: Uint8Array;
   uimage?: { name: string; load: number; entry: number; dataBytes: number };
-  tplink?: { load: number; entry: number; lzmaBytes: number; jumpTarget: number };
+  /** Where TP-Link's U-Boot inflates the jump and calls it (load = entry), its compressed size, where it jumps. */
+  tplink?: { load: number; lzmaBytes: number; jumpTarget: number };
 }
 
 /** The kernel partition's contents for the board's vendor loader; `kernel` is the xipImage, `entry` kernel_entry. */
@@ -149,7 +159,7 @@ export function vendorKernel(board: Board, kernel: Uint8Array, entry: number, na
   dv.setUint32(TPLINK.kernelOffset, TPLINK.headerBytes);
   dv.setUint32(TPLINK.kernelLength, lzma.length);
   out.set(lzma, TPLINK.headerBytes);
-  return { bytes: out, tplink: { load, entry: load, lzmaBytes: lzma.length, jumpTarget: entry >>> 0 } };
+  return { bytes: out, tplink: { load, lzmaBytes: lzma.length, jumpTarget: entry >>> 0 } };
 }
 
 /**
@@ -166,9 +176,7 @@ export function checkVendorKernel(board: Board, part: Uint8Array, entry: number 
     try {
       const hd = parseUImageHeader(part, part.subarray(UIMAGE_HEADER_BYTES));
       if (hd.load !== want) problems.push(`uImage load address ${hex(hd.load)} is not ${hex(want)} (bootm ${hex(v.bootm)}, ${v.xipLoad ?? 'header'} address): ${v.name} would copy the kernel instead of running it in place`);
-      if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
-      else if (hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
-      if (hd.comp !== 0 || hd.type !== 2 || hd.arch !== 5 || hd.os !== 5) problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
+      problems.push(...uImageKernelProblems(hd, entry));
       return { problems, text: `uImage for ${v.name} (CRCs ok): load ${hex(hd.load)} = bootm ${hex(v.bootm)}, entry kernel_entry ${hex(hd.entry)}` };
     } catch (e) {
       return { problems: [`no valid uImage header at the kernel partition's start: ${(e as Error).message}`], text: '' };

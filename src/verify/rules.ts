@@ -12,13 +12,13 @@ import { KSEG1, kseg0, type Board } from '../boards/board.ts';
 import { PF, PT, SHF, type ElfFile, type Segment } from '../elf/elf32.ts';
 import { flashBudget, inflateMemberAt, swapWords } from '../image/layout.ts';
 import { kernelPartition, ubootKernelAddress } from '../boards/flashmap.ts';
-import { IH, parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
+import { parseUbootEnv, parseUImageHeader, UIMAGE_HEADER_BYTES } from '../image/uboot-formats.ts';
 import { configValue } from '../kernel/kconfig.ts';
 import { findNode, getString, getStrings, parseFdt } from '../boards/fdt.ts';
 import { regOf } from '../boards/xipdtb.ts';
 import { readCramfs } from '../userspace/cramfs.ts';
 import { SHIM_DTB_OFFSET } from '../image/shim.ts';
-import { checkVendorKernel } from '../image/vendor.ts';
+import { checkVendorKernel, uImageKernelProblems } from '../image/vendor.ts';
 import { hex } from '../text.ts';
 import { readSettings } from '../settings/format.ts';
 
@@ -548,11 +548,7 @@ export function rule5(inp: RuleInputs): RuleResult {
       magic = 0x27051956;
       target = hd.entry;
       if (hd.load !== kseg0(inp.board.xipPhys)) problems.push(`uImage load address ${hex(hd.load)} is not where its data lies (${hex(kseg0(inp.board.xipPhys))}): bootm would copy it instead of running it in place`);
-      if (entry === null) problems.push('vmlinux has no kernel_entry symbol');
-      else if (hd.entry !== entry) problems.push(`uImage entry point is ${hex(hd.entry)}, but kernel_entry is ${hex(entry)}`);
-      if (hd.os !== IH.osLinux || hd.arch !== IH.archMips || hd.type !== IH.typeKernel || hd.comp !== IH.compNone) {
-        problems.push(`uImage is os ${hd.os} arch ${hd.arch} type ${hd.type} comp ${hd.comp}, not an uncompressed MIPS Linux kernel (5 5 2 0)`);
-      }
+      problems.push(...uImageKernelProblems(hd, entry));
       loaderText = `uImage header at +${hex(off)} valid (CRCs ok), load ${hex(hd.load)}, entry kernel_entry ${hex(hd.entry)}`;
       if (inp.board.loader === 'uboot') {
         // The source-built U-Boot boots by itself: its saved environment must be valid and bootm this uImage.
