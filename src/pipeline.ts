@@ -157,7 +157,8 @@ export async function kernelStage(
         s.update('kernel source changed: cleaning the build directory');
         rmSync(ctx.kbuildDir, { recursive: true, force: true });
       }
-      if (await seedKbuild(ctx, src.originHash)) s.update('seeded from the default userspace and loader build: relinking');
+      const seed = await seedKbuild(ctx, src.originHash);
+      if (seed) s.update(`seeded from ${seed}: rebuilding what differs, relinking`);
       mkdirSync(ctx.kbuildDir, { recursive: true });
       // The stamp is gone while this runs; the outputs go too, so a build
       // that is interrupted or fails leaves no vmlinux that the next make
@@ -208,19 +209,26 @@ function checkXipAwareCode(ctx: BuildContext, tree: string): void {
 }
 
 /**
- * A profile other than the config's default, or another loader, starts its
- * kbuild directory as a copy (mtimes kept) of the default profile's shim
- * build of the same config, variant and toolchain (a root-in-flash profile:
- * first of another such profile's, whose kernel is the same), so make only rebuilds
- * the initramfs or what depends on CONFIG_XIP_PHYS_ADDR, and relinks. Only a finished build (kernel stamp present, same kernel source)
+ * A kernel build starts its kbuild directory as a copy (mtimes kept) of a
+ * finished build of the same board, config, variant and toolchain with the
+ * default loader, when there is one: first one whose kernel config is the
+ * same (another root-in-flash profile's, for a root-in-flash profile), then
+ * the default profile's, then any other profile's. Kbuild records which
+ * options each object depends on, so make then rebuilds only the initramfs
+ * and the objects of the options that differ (the root-in-flash MTD and
+ * cramfs code, CONFIG_XIP_PHYS_ADDR for another loader), and relinks: the
+ * test suite's router kernel, built after the root-in-flash ones, is a
+ * relink instead of a full build. Only a finished build (kernel stamp present, same kernel source)
  * is copied; the copy goes to a temporary name and is renamed into place,
  * and it is dropped if that build changed while it was copied.
  */
-export async function seedKbuild(ctx: BuildContext, originHash: string): Promise<boolean> {
-  if (existsSync(ctx.kbuildDir)) return false;
-  // Another root-in-flash profile's build has the very same kernel config: a relink at most. Else the default profile's.
-  const siblings = getProfile(ctx.userspace).flashRootfs ? profileNames().filter((n) => n !== ctx.userspace && getProfile(n).flashRootfs) : [];
-  for (const userspace of [...siblings, defaultUserspace(ctx.board, ctx.config)]) {
+export async function seedKbuild(ctx: BuildContext, originHash: string): Promise<string | undefined> {
+  if (existsSync(ctx.kbuildDir)) return undefined;
+  // Another root-in-flash profile's build has the very same kernel config: a relink at most. Else the default profile's, else any.
+  const flashRoot = (n: string) => getProfile(n).flashRootfs !== undefined;
+  const siblings = profileNames().filter((n) => flashRoot(n) === flashRoot(ctx.userspace));
+  const order = [...new Set([...siblings, defaultUserspace(ctx.board, ctx.config), ...profileNames()])];
+  for (const userspace of order) {
     const base = makeContext({
       board: ctx.board.name,
       config: ctx.config,
@@ -230,9 +238,9 @@ export async function seedKbuild(ctx: BuildContext, originHash: string): Promise
       loader: defaultLoader(ctx.board),
       buildDir: ctx.buildDir,
     });
-    if (base.variantDir !== ctx.variantDir && (await seedFrom(ctx, base, originHash))) return true;
+    if (base.variantDir !== ctx.variantDir && (await seedFrom(ctx, base, originHash))) return basename(base.variantDir);
   }
-  return false;
+  return undefined;
 }
 
 async function seedFrom(ctx: BuildContext, base: BuildContext, originHash: string): Promise<boolean> {

@@ -1,22 +1,23 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeContext } from '../src/context.ts';
 import { seedKbuild, stampPath } from '../src/pipeline.ts';
 
 /**
- * A new userspace profile's kernel build starts from the default profile's
- * finished build (src/pipeline.ts seedKbuild): a copy that keeps mtimes, so
- * make only rebuilds what the new initramfs changes. Only a finished build of
- * the same kernel source is copied, never over an existing build directory.
+ * A kernel build starts from a finished build of the same config, variant
+ * and toolchain (src/pipeline.ts seedKbuild): a copy that keeps mtimes, so
+ * make only rebuilds what the new initramfs and options change. Only a
+ * finished build of the same kernel source is copied, never over an existing
+ * build directory.
  */
 const tmp = mkdtempSync(join(tmpdir(), 'xip-seed-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function fakeDefaultBuild(buildDir: string, origin: string) {
-  const base = makeContext({ buildDir });
+function fakeDefaultBuild(buildDir: string, origin: string, userspace?: string, config?: string) {
+  const base = makeContext({ buildDir, userspace, config });
   mkdirSync(join(base.kbuildDir, 'kernel'), { recursive: true });
   writeFileSync(base.vmlinux, 'ELF');
   writeFileSync(join(base.kbuildDir, 'kernel', 'fork.o'), 'object');
@@ -33,14 +34,14 @@ describe('seedKbuild', () => {
     const dir = join(tmp, 'a');
     const base = fakeDefaultBuild(dir, 'origin1');
     const ctx = makeContext({ buildDir: dir, userspace: 'stress' });
-    assert.equal(await seedKbuild(ctx, 'origin1'), true);
+    assert.equal(await seedKbuild(ctx, 'origin1'), basename(base.variantDir));
     const o = join(ctx.kbuildDir, 'kernel', 'fork.o');
     assert.equal(readFileSync(o, 'utf8'), 'object');
     assert.equal(statSync(o).mtimeMs, statSync(join(base.kbuildDir, 'kernel', 'fork.o')).mtimeMs);
     assert.ok(!existsSync(`${ctx.kbuildDir}.seed.tmp`), 'no temporary copy left');
     // A second call never copies over an existing build.
     writeFileSync(o, 'mine');
-    assert.equal(await seedKbuild(ctx, 'origin1'), false);
+    assert.equal(await seedKbuild(ctx, 'origin1'), undefined);
     assert.equal(readFileSync(o, 'utf8'), 'mine');
   });
 
@@ -48,17 +49,30 @@ describe('seedKbuild', () => {
     const dir = join(tmp, 'b');
     const base = fakeDefaultBuild(dir, 'origin1');
     const ctx = makeContext({ buildDir: dir, userspace: 'stress' });
-    assert.equal(await seedKbuild(ctx, 'origin2'), false);
+    assert.equal(await seedKbuild(ctx, 'origin2'), undefined);
     rmSync(stampPath(base, 'kernel'));
-    assert.equal(await seedKbuild(ctx, 'origin1'), false);
+    assert.equal(await seedKbuild(ctx, 'origin1'), undefined);
     assert.ok(!existsSync(ctx.kbuildDir));
-    assert.equal(await seedKbuild(makeContext({ buildDir: join(tmp, 'c') }), 'origin1'), false);
+    assert.equal(await seedKbuild(makeContext({ buildDir: join(tmp, 'c') }), 'origin1'), undefined);
+  });
+
+  it('seeds the default profile from another profile build, and prefers a root-in-flash sibling for a root-in-flash profile', async () => {
+    const dir = join(tmp, 'e');
+    const stress = fakeDefaultBuild(dir, 'origin1', 'stress');
+    const ctx = makeContext({ buildDir: dir });
+    assert.equal(await seedKbuild(ctx, 'origin1'), basename(stress.variantDir));
+    // The router config: the root-in-flash profile's sibling (same kernel config) before the default profile.
+    const r = join(tmp, 'f');
+    fakeDefaultBuild(r, 'origin1', 'router', 'router');
+    const cramfs = makeContext({ buildDir: r, config: 'router', userspace: 'router-cramfs' });
+    const sibling = fakeDefaultBuild(r, 'origin1', 'router-xip', 'router');
+    assert.equal(await seedKbuild(cramfs, 'origin1'), basename(sibling.variantDir));
   });
 
   it('seeds only from the same variant and toolchain', async () => {
     const dir = join(tmp, 'd');
     fakeDefaultBuild(dir, 'origin1');
-    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', variant: 'stock' }), 'origin1'), false);
-    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', toolchain: 'gcc' }), 'origin1'), false);
+    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', variant: 'stock' }), 'origin1'), undefined);
+    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', toolchain: 'gcc' }), 'origin1'), undefined);
   });
 });
