@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { BoardData } from './boards/board.ts';
+import { SKIP_BOARDS_ENV, skippedBoards } from './boards/index.ts';
 import { aptSourceFiles, debianArchive, parseAptSources, registeredBoards, type AptEntry } from './doctor.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -141,6 +142,8 @@ export interface FreshResult {
   logs: string;
   date: string;
   failure?: string;
+  /** Boards left out of make test by $XIP_TEST_SKIP_BOARDS (their tests report skipped). */
+  skippedBoards?: string[];
 }
 
 /** Files of the host's apt configuration that reach the archive (Acquire:: settings: proxies, validity). */
@@ -181,6 +184,7 @@ function writeInto(root: string, rootPath: string, text: string): void {
 function rootEnv(): string[] {
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb' };
   if (process.env.CI) env.CI = process.env.CI;
+  if (skippedBoards().length > 0) env[SKIP_BOARDS_ENV] = skippedBoards().join(',');
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
@@ -209,6 +213,8 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   if (process.getuid?.() !== 0) {
     throw new XipError('fresh-check needs root (debootstrap, chroot and mounts): run it as root, e.g. sudo make fresh-check', { exitCode: EXIT.environment });
   }
+  // A wrong board name in $XIP_TEST_SKIP_BOARDS: one line, before any work.
+  const skipped = skippedBoards();
   const rel = o.release;
   const work = resolve(o.workDir ?? join(o.repo, 'build', 'fresh', `debian-${rel.version}`));
   const root = join(work, 'root');
@@ -254,7 +260,8 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
       onLine: opts.echo ? (l) => (opts.echo!(l) ? info(`  ${l}`) : undefined) : undefined,
     });
 
-  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString() };
+  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString(), ...(skipped.length > 0 ? { skippedBoards: skipped } : {}) };
+  if (skipped.length > 0) info(`fresh-check (Debian ${rel.version}): ${SKIP_BOARDS_ENV}=${skipped.join(',')}: the tests of ${skipped.join(' and ')} report skipped`);
   try {
     const archives = archivesOf(parseAptSources(aptSourceFiles()));
     await step('debootstrap', () =>
@@ -327,6 +334,7 @@ export function formatFresh(r: FreshResult): string {
   const lines = [
     `fresh-check Debian ${r.debian} at ${r.commit.slice(0, 12)}: ${r.ok ? 'PASSED' : 'FAILED'}${r.failure ? ` (${r.failure})` : ''}`,
     s ? `  tests ${s.tests}: ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped, ${s.cancelled} cancelled` : '  no test summary',
+    ...(r.skippedBoards ? [`  boards left out (${SKIP_BOARDS_ENV}): ${r.skippedBoards.join(', ')}`] : []),
     `  times: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}`,
     ...Object.entries(r.versions).map(([k, v]) => `  ${k}: ${v}`),
     `  logs: ${r.logs}`,

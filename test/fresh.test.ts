@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { parseAptSources } from '../src/doctor.ts';
 import { XipError } from '../src/errors.ts';
 import { malta } from '../src/boards/malta.ts';
+import { skippedBoards } from '../src/boards/index.ts';
 import { archivesOf, formatFresh, mountsUnder, processesIn, releaseOf, rootSources, testSummary, versionProbes } from '../src/fresh.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xip-fresh-test-'));
@@ -67,6 +68,17 @@ describe('fresh-check pieces', () => {
     assert.match(text, /Debian 13 at abcdef012345: FAILED/);
     assert.match(text, /tests 312: 310 passed, 1 failed, 1 skipped/);
     assert.match(text, /\nfresh-check: 310 passed, 1 failed, 1 skipped$/);
+    assert.doesNotMatch(text, /left out/);
+    const partial = formatFresh({ debian: '12', commit: 'abcdef0123456789', ok: true, summary: testSummary(lines), seconds: {}, versions: {}, logs: '/l', date: 'd', skippedBoards: ['mt7628', 'ar9331'] });
+    assert.match(partial, /boards left out \(XIP_TEST_SKIP_BOARDS\): mt7628, ar9331/);
+  });
+
+  it('XIP_TEST_SKIP_BOARDS: only boards QEMU cannot boot, comma-separated; anything else is one line', () => {
+    assert.deepEqual(skippedBoards(undefined), []);
+    assert.deepEqual(skippedBoards(''), []);
+    assert.deepEqual(skippedBoards('mt7628, ar9331'), ['mt7628', 'ar9331']);
+    assert.throws(() => skippedBoards('malta'), /XIP_TEST_SKIP_BOARDS names 'malta', which is not a board QEMU cannot boot: use some of mt7628, ar9331/);
+    assert.throws(() => skippedBoards('mt7628,nosuch'), /names 'nosuch'/);
   });
 
   it('finds the mounts below a root, deepest first, and only those', () => {

@@ -30,4 +30,23 @@ export function getQemuBoard(name: string, loader?: string): Board & { qemu: Qem
   return { ...b, qemu: qemuOf(b) };
 }
 
+/**
+ * The environment variable that leaves boards QEMU cannot boot out of
+ * `make test` (their tests report skipped, naming it): CI builds the real
+ * boards in one of its two fresh roots only, to stay in its time limit.
+ */
+export const SKIP_BOARDS_ENV = 'XIP_TEST_SKIP_BOARDS';
+
+/** The boards $XIP_TEST_SKIP_BOARDS names (comma-separated); one line naming a wrong one. */
+export function skippedBoards(value = process.env[SKIP_BOARDS_ENV]): string[] {
+  const names = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const realBoards = BOARDS.filter((b) => b.qemu === undefined).map((b) => b.name);
+  for (const n of names) {
+    if (!realBoards.includes(n)) {
+      throw badInput(`${SKIP_BOARDS_ENV} names '${n}', which is not a board QEMU cannot boot: use some of ${realBoards.join(', ')}, comma-separated, or unset it`);
+    }
+  }
+  return names;
+}
+
 export { type Board, type Loader } from './board.ts';
