@@ -332,8 +332,8 @@ export async function bootBuilt(ctx: BuildContext, o: BootBuiltOptions): Promise
   if (o.dialog !== undefined && ctx.board.loader !== 'shim') throw badInput('boot: a console dialog is for the shim loader (U-Boot has its own)');
   const markers = [...expect.markers];
   if (ctx.variant === 'xip' && ctx.board.loader !== 'shim') {
-    const need = ctx.board.uboot!.stock.memMiB;
-    if (ctx.board.loader === 'uboot-stock' && (o.memMiB !== need || o.memKiB !== undefined)) {
+    const need = ctx.board.uboot?.stock?.memMiB;
+    if (ctx.board.loader === 'uboot-stock' && need !== undefined && (o.memMiB !== need || o.memKiB !== undefined)) {
       throw badInput(`the stock U-Boot on ${ctx.board.name} needs ${need} MiB of RAM (it assumes that much; with less it hangs): boot with --mem ${need}, or build with LOADER=uboot (from source, probes RAM) or LOADER=shim`);
     }
     // A copy per boot: what the guest writes to its flash stays in the copy, not in the build.

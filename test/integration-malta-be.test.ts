@@ -1,6 +1,7 @@
 import { xipBootSuite } from './fixtures/xip-suite.ts';
 import { stressSuite } from './fixtures/stress-suite.ts';
 import { routerSuite } from './fixtures/router-suite.ts';
+import { ubootSourceSuite } from './fixtures/uboot-suite.ts';
 
 // The big-endian board (qemu-system-mips, mips-linux-gnu-): every RAM size
 // and the place proof with clang, the smallest and largest size with gcc.
@@ -11,3 +12,5 @@ xipBootSuite('gcc', [8, 256], false, 'malta-be');
 stressSuite('clang', 'malta-be');
 // The router userspace (musl and busybox built big-endian) from flash.
 routerSuite('clang', 'malta-be');
+// U-Boot built from Debian's source for big-endian malta (malta_defconfig), booting the XIP uImage by itself.
+ubootSourceSuite('clang', 'malta-be');

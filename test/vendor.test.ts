@@ -34,6 +34,9 @@ describe('real boards: data only', () => {
     assert.throws(() => getBoard('ar9331', 'uboot'), bad(/^board ar9331 has no uboot loader: use LOADER=vendor$/));
     assert.throws(() => getBoard('malta', 'vendor'), bad(/^board malta has no vendor loader: use LOADER=shim or LOADER=uboot or LOADER=uboot-stock$/));
     assert.throws(() => qemuOf(getBoard('ar9331')), bad(/^board ar9331 cannot be booted here: QEMU has no model of it/));
+    // Debian ships no big-endian malta U-Boot binary: malta-be has the source-built one only.
+    assert.throws(() => getBoard('malta-be', 'uboot-stock'), bad(/^board malta-be has no uboot-stock loader: use LOADER=shim or LOADER=uboot$/));
+    assert.equal(getBoard('malta-be', 'uboot').xipPhys, 0x1e050040);
   });
 
   it('a calibration partition must be read-only; a map without U-Boot environment is fine for a vendor loader', () => {

@@ -96,7 +96,7 @@ export const BoardSchema = z.object({
       recipe: z.string(),
       /** Seconds it waits for a key before running the saved bootcmd. */
       bootdelay: z.number().int().nonnegative(),
-      /** The stock binary (LOADER=uboot-stock): a Debian package per Debian release, pinned, never installed into the host. */
+      /** The stock binary (LOADER=uboot-stock): a Debian package per Debian release, pinned, never installed into the host; absent when Debian builds none for the board. */
       stock: z.object({
         package: z.string(),
         /** Path of u-boot.bin inside the package. */
@@ -105,7 +105,7 @@ export const BoardSchema = z.object({
         pins: z.record(z.object({ version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
         /** RAM it needs to start (it assumes this much). */
         memMiB: z.number().int().positive(),
-      }),
+      }).optional(),
       /** Its command prompt (the lab script waits for it). */
       prompt: z.string(),
       /** Where both U-Boots keep their environment (CONFIG_ENV_ADDR - flash base, CONFIG_ENV_SIZE): the map's uboot-env partition must be exactly this. */

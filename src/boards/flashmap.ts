@@ -80,7 +80,7 @@ export function readFlashMap(file: string): Partition[] {
 /** The board with `loader` chosen: its checked partition map (or `custom`) and the kernel's flash address. */
 export function withLoader(board: BoardData, loader: Loader, custom?: Partition[], file?: string): Board {
   const parts = custom ?? board.flashMaps[mapOf(loader)];
-  const offered = LOADERS.filter((l) => board.flashMaps[mapOf(l)] !== undefined && ((l !== 'uboot' && l !== 'uboot-stock') || board.uboot) && (l !== 'vendor' || board.vendor));
+  const offered = LOADERS.filter((l) => board.flashMaps[mapOf(l)] !== undefined && (l !== 'uboot' || board.uboot) && (l !== 'uboot-stock' || board.uboot?.stock) && (l !== 'vendor' || board.vendor));
   if (!offered.includes(loader)) throw badInput(`board ${board.name} has no ${loader} loader: use LOADER=${offered.join(' or LOADER=')}`);
   if (!parts) throw badInput(`board ${board.name} has no ${mapOf(loader)} flash map: use LOADER=${offered.join(' or LOADER=')}`);
   checkFlashMap(board, loader, parts, file);
@@ -172,7 +172,7 @@ export function formatFlashMap(board: Board, o: { markdown?: boolean } = {}): st
             ? 'U-Boot (Debian source, firmware/u-boot/)'
             : board.loader === 'vendor'
               ? `${board.vendor?.name ?? 'vendor loader'} (the board's, kept)`
-              : `U-Boot (Debian ${board.uboot?.stock.package ?? 'u-boot'})`
+              : `U-Boot (Debian ${board.uboot?.stock?.package ?? 'u-boot'})`
         : CONTENT_TEXT[p.content],
   ]);
   const head = ['partition', 'offset', 'end', 'size', 'physical', 'kernel', 'holds'];

@@ -7,8 +7,9 @@ import { malta } from './malta.ts';
  * the same device tree and defconfigs (the board's Kconfig lines turn the
  * byte order around). QEMU loads a big-endian -bios as it is stored, so no
  * part of the image is word-swapped and the whole chip may be written.
- * U-Boot is not offered here: the toolkit's U-Boot recipe and pins are for
- * the little-endian maltael build.
+ * U-Boot: built from Debian's source (malta_defconfig, the same flash map
+ * and environment place as maltael); Debian ships no big-endian malta
+ * binary, so there is no LOADER=uboot-stock here.
  */
 export const maltaBe: QemuBoardData = {
   ...malta,
@@ -20,8 +21,8 @@ export const maltaBe: QemuBoardData = {
   loaderSwapBytes: 0,
   // malta-dtshim.c: a big-endian Malta's system controller mishandles DMA to the last word of RAM.
   ramTopUnusedKiB: 4,
-  flashMaps: { shim: malta.flashMaps.shim },
-  uboot: undefined,
+  flashMaps: { shim: malta.flashMaps.shim, uboot: malta.flashMaps.uboot },
+  uboot: { ...malta.uboot!, recipe: 'firmware/u-boot/malta.json', stock: undefined, prompt: 'malta # ' },
   kconfig: ['CONFIG_CPU_BIG_ENDIAN=y', '# CONFIG_CPU_LITTLE_ENDIAN is not set'],
   qemu: { ...malta.qemu, binary: 'qemu-system-mips' },
   hostPackages: { ...malta.hostPackages, binutils: 'binutils-mips-linux-gnu', gcc: 'gcc-mips-linux-gnu', uapiHeaders: 'linux-libc-dev-mips-cross' },
