@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext } from './context.ts';
+import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext, type Toolchain, type Variant } from './context.ts';
 import { badInput, EXIT, XipError } from './errors.ts';
 import { checkXipText } from './kernel/xiptext.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -211,14 +211,20 @@ function checkXipAwareCode(ctx: BuildContext, tree: string): void {
 /**
  * A kernel build starts its kbuild directory as a copy (mtimes kept) of a
  * finished build of the same board, config, variant and toolchain with the
- * default loader, when there is one: first one whose kernel config is the
+ * default loader, when there is one: first the same profile's, then one whose kernel config is the
  * same (another root-in-flash profile's, for a root-in-flash profile), then
  * the default profile's, then any other profile's. Kbuild records which
  * options each object depends on, so make then rebuilds only the initramfs
  * and the objects of the options that differ (the root-in-flash MTD and
  * cramfs code, CONFIG_XIP_PHYS_ADDR for another loader), and relinks: the
  * test suite's router kernel, built after the root-in-flash ones, is a
- * relink instead of a full build. Only a finished build (kernel stamp present, same kernel source)
+ * relink instead of a full build. Failing those, a build of the same
+ * compiler under the other toolchain name (clang with GNU ld for LLVM=1,
+ * and back: the same compile commands, so only the link and the few objects
+ * of the linker's options are redone), then one of the other variant (xip
+ * for stock and back: about half the objects depend on CONFIG_XIP_KERNEL).
+ * Never across compilers (gcc, clang): every object would be rebuilt.
+ * Only a finished build (kernel stamp present, same kernel source)
  * is copied; the copy goes to a temporary name and is renamed into place,
  * and it is dropped if that build changed while it was copied.
  */
@@ -227,17 +233,17 @@ export async function seedKbuild(ctx: BuildContext, originHash: string): Promise
   // Another root-in-flash profile's build has the very same kernel config: a relink at most. Else the default profile's, else any.
   const flashRoot = (n: string) => getProfile(n).flashRootfs !== undefined;
   const siblings = profileNames().filter((n) => flashRoot(n) === flashRoot(ctx.userspace));
-  const order = [...new Set([...siblings, defaultUserspace(ctx.board, ctx.config), ...profileNames()])];
-  for (const userspace of order) {
-    const base = makeContext({
-      board: ctx.board.name,
-      config: ctx.config,
-      variant: ctx.variant,
-      toolchain: ctx.toolchain,
-      userspace,
-      loader: defaultLoader(ctx.board),
-      buildDir: ctx.buildDir,
-    });
+  // The same profile first (its default-loader build, or its build of the other toolchain name or variant).
+  const order = [...new Set([ctx.userspace, ...siblings, defaultUserspace(ctx.board, ctx.config), ...profileNames()])];
+  const sameCompiler: Toolchain | undefined = ctx.toolchain === 'clang' ? 'llvm' : ctx.toolchain === 'llvm' ? 'clang' : undefined;
+  const otherVariant: Variant = ctx.variant === 'xip' ? 'stock' : 'xip';
+  const bases: Array<{ variant: Variant; toolchain: Toolchain; userspace: string }> = [
+    ...order.map((userspace) => ({ variant: ctx.variant, toolchain: ctx.toolchain, userspace })),
+    ...(sameCompiler ? order.map((userspace) => ({ variant: ctx.variant, toolchain: sameCompiler, userspace })) : []),
+    ...order.map((userspace) => ({ variant: otherVariant, toolchain: ctx.toolchain, userspace })),
+  ];
+  for (const b of bases) {
+    const base = makeContext({ board: ctx.board.name, config: ctx.config, ...b, loader: defaultLoader(ctx.board), buildDir: ctx.buildDir });
     if (base.variantDir !== ctx.variantDir && (await seedFrom(ctx, base, originHash))) return basename(base.variantDir);
   }
   return undefined;

@@ -7,8 +7,8 @@ import { makeContext } from '../src/context.ts';
 import { seedKbuild, stampPath } from '../src/pipeline.ts';
 
 /**
- * A kernel build starts from a finished build of the same config, variant
- * and toolchain (src/pipeline.ts seedKbuild): a copy that keeps mtimes, so
+ * A kernel build starts from a finished build of the same config (the same
+ * variant and toolchain first; src/pipeline.ts seedKbuild): a copy that keeps mtimes, so
  * make only rebuilds what the new initramfs and options change. Only a
  * finished build of the same kernel source is copied, never over an existing
  * build directory.
@@ -16,8 +16,8 @@ import { seedKbuild, stampPath } from '../src/pipeline.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'xip-seed-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function fakeDefaultBuild(buildDir: string, origin: string, userspace?: string, config?: string) {
-  const base = makeContext({ buildDir, userspace, config });
+function fakeDefaultBuild(buildDir: string, origin: string, userspace?: string, config?: string, variant?: string) {
+  const base = makeContext({ buildDir, userspace, config, variant });
   mkdirSync(join(base.kbuildDir, 'kernel'), { recursive: true });
   writeFileSync(base.vmlinux, 'ELF');
   writeFileSync(join(base.kbuildDir, 'kernel', 'fork.o'), 'object');
@@ -69,10 +69,16 @@ describe('seedKbuild', () => {
     assert.equal(await seedKbuild(cramfs, 'origin1'), basename(sibling.variantDir));
   });
 
-  it('seeds only from the same variant and toolchain', async () => {
+  it('seeds across variants and between clang and LLVM=1, the same compiler; never across compilers', async () => {
     const dir = join(tmp, 'd');
-    fakeDefaultBuild(dir, 'origin1');
-    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', variant: 'stock' }), 'origin1'), undefined);
+    const xip = fakeDefaultBuild(dir, 'origin1');
+    assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', variant: 'stock' }), 'origin1'), basename(xip.variantDir));
+    assert.equal(await seedKbuild(makeContext({ buildDir: dir, toolchain: 'llvm' }), 'origin1'), basename(xip.variantDir));
     assert.equal(await seedKbuild(makeContext({ buildDir: dir, userspace: 'stress', toolchain: 'gcc' }), 'origin1'), undefined);
+    // The same variant before the other one: a stock build of the same toolchain wins over the xip one.
+    const g = join(tmp, 'g');
+    fakeDefaultBuild(g, 'origin1');
+    const stock = fakeDefaultBuild(g, 'origin1', 'stress', undefined, 'stock');
+    assert.equal(await seedKbuild(makeContext({ buildDir: g, variant: 'stock' }), 'origin1'), basename(stock.variantDir));
   });
 });
