@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlin
 import { dirname, join, resolve } from 'node:path';
 import type { BoardData } from './boards/board.ts';
 import { SKIP_BOARDS_ENV, skippedBoards } from './boards/index.ts';
+import { POWERCUT_RUNS_ENV, powercutRuns } from './settings/powercut.ts';
 import { aptSourceFiles, debianArchive, parseAptSources, registeredBoards, type AptEntry } from './doctor.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -144,6 +145,8 @@ export interface FreshResult {
   failure?: string;
   /** Boards left out of make test by $XIP_TEST_SKIP_BOARDS (their tests report skipped). */
   skippedBoards?: string[];
+  /** $XIP_POWERCUT_RUNS, when it was set: the settings test's number of power cuts. */
+  powercutRuns?: number;
 }
 
 /** Files of the host's apt configuration that reach the archive (Acquire:: settings: proxies, validity). */
@@ -185,6 +188,7 @@ function rootEnv(): string[] {
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb' };
   if (process.env.CI) env.CI = process.env.CI;
   if (skippedBoards().length > 0) env[SKIP_BOARDS_ENV] = skippedBoards().join(',');
+  if (process.env[POWERCUT_RUNS_ENV]) env[POWERCUT_RUNS_ENV] = String(powercutRuns());
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
@@ -213,8 +217,9 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   if (process.getuid?.() !== 0) {
     throw new XipError('fresh-check needs root (debootstrap, chroot and mounts): run it as root, e.g. sudo make fresh-check', { exitCode: EXIT.environment });
   }
-  // A wrong board name in $XIP_TEST_SKIP_BOARDS: one line, before any work.
+  // A wrong board name in $XIP_TEST_SKIP_BOARDS, or a wrong number of power cuts: one line, before any work.
   const skipped = skippedBoards();
+  const cuts = process.env[POWERCUT_RUNS_ENV] ? powercutRuns() : undefined;
   const rel = o.release;
   const work = resolve(o.workDir ?? join(o.repo, 'build', 'fresh', `debian-${rel.version}`));
   const root = join(work, 'root');
@@ -260,8 +265,9 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
       onLine: opts.echo ? (l) => (opts.echo!(l) ? info(`  ${l}`) : undefined) : undefined,
     });
 
-  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString(), ...(skipped.length > 0 ? { skippedBoards: skipped } : {}) };
+  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString(), ...(skipped.length > 0 ? { skippedBoards: skipped } : {}), ...(cuts !== undefined ? { powercutRuns: cuts } : {}) };
   if (skipped.length > 0) info(`fresh-check (Debian ${rel.version}): ${SKIP_BOARDS_ENV}=${skipped.join(',')}: the tests of ${skipped.join(' and ')} report skipped`);
+  if (cuts !== undefined) info(`fresh-check (Debian ${rel.version}): ${POWERCUT_RUNS_ENV}=${cuts}: the settings test makes ${cuts} power cuts (50 without it)`);
   try {
     const archives = archivesOf(parseAptSources(aptSourceFiles()));
     await step('debootstrap', () =>
@@ -335,6 +341,7 @@ export function formatFresh(r: FreshResult): string {
     `fresh-check Debian ${r.debian} at ${r.commit.slice(0, 12)}: ${r.ok ? 'PASSED' : 'FAILED'}${r.failure ? ` (${r.failure})` : ''}`,
     s ? `  tests ${s.tests}: ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped, ${s.cancelled} cancelled` : '  no test summary',
     ...(r.skippedBoards ? [`  boards left out (${SKIP_BOARDS_ENV}): ${r.skippedBoards.join(', ')}`] : []),
+    ...(r.powercutRuns !== undefined ? [`  power cuts (${POWERCUT_RUNS_ENV}): ${r.powercutRuns}`] : []),
     `  times: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}`,
     ...Object.entries(r.versions).map(([k, v]) => `  ${k}: ${v}`),
     `  logs: ${r.logs}`,

@@ -7,6 +7,7 @@ import { parseAptSources } from '../src/doctor.ts';
 import { XipError } from '../src/errors.ts';
 import { malta } from '../src/boards/malta.ts';
 import { skippedBoards } from '../src/boards/index.ts';
+import { powercutRuns } from '../src/settings/powercut.ts';
 import { archivesOf, formatFresh, mountsUnder, processesIn, releaseOf, rootSources, testSummary, versionProbes } from '../src/fresh.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xip-fresh-test-'));
@@ -79,6 +80,15 @@ describe('fresh-check pieces', () => {
     assert.deepEqual(skippedBoards('mt7628, ar9331'), ['mt7628', 'ar9331']);
     assert.throws(() => skippedBoards('malta'), /XIP_TEST_SKIP_BOARDS names 'malta', which is not a board QEMU cannot boot: use some of mt7628, ar9331/);
     assert.throws(() => skippedBoards('mt7628,nosuch'), /names 'nosuch'/);
+  });
+
+  it('XIP_POWERCUT_RUNS: a whole number from 1 up, 50 when unset; anything else is one line', () => {
+    assert.equal(powercutRuns(undefined), 50);
+    assert.equal(powercutRuns(''), 50);
+    assert.equal(powercutRuns('20'), 20);
+    for (const bad of ['0', '-3', '2.5', 'ten', '020']) assert.throws(() => powercutRuns(bad), new RegExp(`XIP_POWERCUT_RUNS='${bad.replace('.', '\\.')}' is not a number of power cuts`));
+    const text = formatFresh({ debian: '12', commit: 'abcdef0123456789', ok: true, seconds: {}, versions: {}, logs: '/l', date: 'd', powercutRuns: 20 });
+    assert.match(text, /power cuts \(XIP_POWERCUT_RUNS\): 20/);
   });
 
   it('finds the mounts below a root, deepest first, and only those', () => {

@@ -13,7 +13,7 @@ import { run } from '../src/proc.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { readSettings } from '../src/settings/format.ts';
-import { powerCutTest } from '../src/settings/powercut.ts';
+import { powerCutTest, powercutRuns } from '../src/settings/powercut.ts';
 import { xipLogged } from './fixtures/cli.ts';
 
 /**
@@ -34,7 +34,7 @@ import { xipLogged } from './fixtures/cli.ts';
 // The router in flash is built with gcc (FLASH_ROUTER_TOOLCHAIN: clang's does not fit the flash).
 const toolchain: Toolchain = FLASH_ROUTER_TOOLCHAIN;
 const config = 'lwrt_qemu_malta_defconfig';
-const runs = Number(process.env.XIP_POWERCUT_RUNS ?? 50);
+const runs = powercutRuns();
 // The other compiler (llvm is clang again, with other binutils): what it inlines decides whether the RAM code calls into flash.
 const others: Toolchain[] = toolchain === 'gcc' ? ['clang'] : ['gcc'];
 

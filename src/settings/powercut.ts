@@ -29,6 +29,16 @@ import { readSettings } from './format.ts';
  *    hostname, never anything else, every time.
  */
 
+/** The number of power cuts the settings test makes (default 50); CI's Debian 12 root makes fewer, to stay in its time limit. */
+export const POWERCUT_RUNS_ENV = 'XIP_POWERCUT_RUNS';
+
+/** $XIP_POWERCUT_RUNS as a number of cuts (default 50); one line naming a value that is not a whole number from 1 up. */
+export function powercutRuns(value = process.env[POWERCUT_RUNS_ENV]): number {
+  if (value === undefined || value === '') return 50;
+  if (!/^[1-9][0-9]*$/.test(value)) throw badInput(`${POWERCUT_RUNS_ENV}='${value}' is not a number of power cuts: give a whole number from 1 up, or unset it for 50`);
+  return Number(value);
+}
+
 export interface PowerCutOptions {
   board: Board;
   /** The built flash image (read only: the runs use a copy). */
