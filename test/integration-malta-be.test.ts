@@ -1,6 +1,8 @@
+import { describe } from 'node:test';
 import { xipBootSuite } from './fixtures/xip-suite.ts';
 import { stressSuite } from './fixtures/stress-suite.ts';
 import { flashRootSuite } from './fixtures/flashroot-suite.ts';
+import { powerCutIt } from './fixtures/powercut-suite.ts';
 import { ubootSourceSuite } from './fixtures/uboot-suite.ts';
 
 // The big-endian board (qemu-system-mips, mips-linux-gnu-): every RAM size
@@ -14,5 +16,10 @@ stressSuite('clang', 'malta-be');
 // MTD, gcc as on malta): busybox's code seen executing from the chip at 256 and 16 MiB. The
 // all-compressed control runs on malta; the router with an initramfs root is malta's routerSuite.
 flashRootSuite('malta-be', [256, 16], false);
+// Settings written big-endian by the CFI driver from RAM while the kernel runs from the same chip:
+// a clean write, the PC samples, and 20 power cuts (malta makes 50; 20 still land on both sides).
+describe('settings on the flash the kernel executes from (malta-be, gcc)', { timeout: 30 * 60 * 1000 }, () => {
+  powerCutIt('malta-be', 20);
+});
 // U-Boot built from Debian's source for big-endian malta (malta_defconfig), booting the XIP uImage by itself.
 ubootSourceSuite('clang', 'malta-be');

@@ -13,7 +13,8 @@ import { run } from '../src/proc.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { bootBuilt } from '../src/pipeline.ts';
 import { readSettings } from '../src/settings/format.ts';
-import { powerCutTest, powercutRuns } from '../src/settings/powercut.ts';
+import { powercutRuns } from '../src/settings/powercut.ts';
+import { powerCutIt } from './fixtures/powercut-suite.ts';
 import { xipLogged } from './fixtures/cli.ts';
 
 /**
@@ -105,24 +106,5 @@ describe(`settings on the flash the kernel executes from (${toolchain})`, { time
     }
   });
 
-  it(`router-xip at -m 256M: a clean write survives a power-off, the kernel executes from flash during writes, and ${runs} power cuts at random moments of a write each leave the old or the new value`, async (t) => {
-    const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-xip' });
-    const dir = mkdtempSync(join(tmpdir(), 'xip-powercut-'));
-    const seed = Number(process.env.XIP_POWERCUT_SEED ?? (Date.now() >>> 0));
-    try {
-      const rep = await powerCutTest({ board: ctx.board, image: ctx.imagePath, vmlinux: ctx.vmlinux, workDir: dir, runs, memMiB: 256, seed });
-      t.diagnostic(`seed ${rep.seed}; write ${rep.writeMs} ms (host-observed, longest of 4, at least 8); ${rep.runs.length} cuts: ${rep.old} old, ${rep.new} new, ${rep.failures} failures; ${rep.midWrite} cut before XSET-DONE reached the host`);
-      t.diagnostic(`PC samples during ${rep.samples.writes} writes: ${rep.samples.total} (kernel flash text ${rep.samples.kernelFlash}, kernel RAM ${rep.samples.kernelRam} of it XIP-aware MTD code ${rep.samples.mtdRam}, user ${rep.samples.user})`);
-      assert.equal(rep.clean.after, rep.clean.wrote);
-      assert.equal(rep.runs.length, runs);
-      const bad = rep.runs.filter((r) => r.outcome !== 'old' && r.outcome !== 'new');
-      assert.deepEqual(bad, [], `runs that lost or corrupted the setting (seed ${rep.seed})`);
-      assert.equal(rep.old + rep.new, runs);
-      assert.ok(rep.samples.kernelFlash > 0);
-      // Cuts fall before and after the write is done: both outcomes must occur, or the delays miss the write.
-      assert.ok(rep.old > 0 && rep.new > 0, `all ${runs} cuts left the ${rep.old > 0 ? 'old' : 'new'} value: the cuts do not land inside writes (seed ${rep.seed})`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  powerCutIt('malta', runs);
 });
