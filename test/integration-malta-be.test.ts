@@ -2,6 +2,7 @@ import { describe } from 'node:test';
 import { xipBootSuite } from './fixtures/xip-suite.ts';
 import { stressSuite } from './fixtures/stress-suite.ts';
 import { flashRootSuite } from './fixtures/flashroot-suite.ts';
+import { networkSuite } from './fixtures/network-suite.ts';
 import { powerCutIt } from './fixtures/powercut-suite.ts';
 import { ubootSourceSuite } from './fixtures/uboot-suite.ts';
 
@@ -21,5 +22,7 @@ flashRootSuite('malta-be', [256, 16], false);
 describe('settings on the flash the kernel executes from (malta-be, gcc)', { timeout: 30 * 60 * 1000 }, () => {
   powerCutIt('malta-be', 20);
 });
+// That router between network namespaces (DHCP, DNS, NAT, the WAN scan, power-off with the token), at 256 MiB.
+networkSuite('malta-be', [256], false);
 // U-Boot built from Debian's source for big-endian malta (malta_defconfig), booting the XIP uImage by itself.
 ubootSourceSuite('clang', 'malta-be');
