@@ -1,9 +1,11 @@
-import { describe } from 'node:test';
+import { describe, it } from 'node:test';
+import { makeContext } from '../src/context.ts';
 import { xipBootSuite } from './fixtures/xip-suite.ts';
 import { stressSuite } from './fixtures/stress-suite.ts';
-import { flashRootSuite } from './fixtures/flashroot-suite.ts';
+import { contextOf, flashRootSuite } from './fixtures/flashroot-suite.ts';
 import { networkSuite } from './fixtures/network-suite.ts';
 import { powerCutIt } from './fixtures/powercut-suite.ts';
+import { checkSizeAddsUp } from './fixtures/size.ts';
 import { ubootSourceSuite } from './fixtures/uboot-suite.ts';
 
 // The big-endian board (qemu-system-mips, mips-linux-gnu-): every RAM size
@@ -24,5 +26,10 @@ describe('settings on the flash the kernel executes from (malta-be, gcc)', { tim
 });
 // That router between network namespaces (DHCP, DNS, NAT, the WAN scan, power-off with the token), at 256 MiB.
 networkSuite('malta-be', [256], false);
+// xip size on big-endian builds: flash and RAM add up to the image's regions and vmlinux's sections.
+describe('xip size on malta-be', { timeout: 10 * 60 * 1000 }, () => {
+  it('the minimal XIP kernel (clang): flash and RAM add up at every level', () => checkSizeAddsUp(makeContext({ board: 'malta-be', variant: 'xip', toolchain: 'clang' })));
+  it('the router with its root in flash (gcc): flash and RAM add up at every level', () => checkSizeAddsUp(contextOf('router-xip', 'malta-be')));
+});
 // U-Boot built from Debian's source for big-endian malta (malta_defconfig), booting the XIP uImage by itself.
 ubootSourceSuite('clang', 'malta-be');

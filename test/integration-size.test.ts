@@ -12,7 +12,7 @@ import { inspectPage } from '../src/report/browser.ts';
 import type { SizeDiff } from '../src/size/diff.ts';
 import type { SizeNode, SizeReport } from '../src/size/types.ts';
 import { runXip, xipLogged } from './fixtures/cli.ts';
-import { checkSums, findNode } from './fixtures/size.ts';
+import { below, checkSizeAddsUp, checkSums, findNode, sizeOf } from './fixtures/size.ts';
 
 /**
  * `xip size`, `xip size --diff` and `xip report --html` on real builds: the
@@ -35,14 +35,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'xip-size-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const xip = (args: string[]) => runXip(['--toolchain', toolchain, ...args], { timeoutMs: 5 * 60 * 1000 });
-const sizeOf = async (dir: string): Promise<SizeReport> => {
-  const r = await xip(['size', '--json', dir]);
-  assert.equal(r.code, 0, r.out);
-  return JSON.parse(r.stdout) as SizeReport;
-};
-
-const KERNEL_REGIONS = ['kernel text', 'rodata + tables', 'init code + tables'];
-const below = (n: SizeNode | undefined, kind: SizeNode['kind']): SizeNode[] => (n ? [...(n.kind === kind ? [n] : []), ...(n.children ?? []).flatMap((c) => below(c, kind))] : []);
 
 describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
   it('has the builds: minimal and router XIP with images, the router with its root in flash, stock minimal', async () => {
@@ -55,48 +47,7 @@ describe(`xip size and the HTML size report (${toolchain})`, { timeout: 60 * 60 
 
   for (const ctx of [minimal, router]) {
     it(`${ctx.config}: flash and RAM add up at every level to the image's regions and vmlinux's RAM sections`, async () => {
-      const r = await sizeOf(ctx.variantDir);
-      assert.ok(r.flash, 'an XIP build has a flash tree');
-      const nodes = checkSums(r.flash) + checkSums(r.ram);
-      assert.ok(nodes > 5000, `${nodes} nodes: down to symbols`);
-      const image = readImageReport(ctx)!;
-      assert.equal(r.flash.bytes, image.size, 'the flash tree is the whole chip');
-      for (const region of image.layout.regions.filter((x) => x.name !== 'free')) {
-        assert.equal(findNode(r.flash, region.name)?.bytes, region.size, `region ${region.name}`);
-      }
-      // RAM: vmlinux's allocated sections outside the flash window, and the gaps between them.
-      const elf = readElf(ctx.vmlinux);
-      const ram = elf.sections.filter((s) => (s.flags & SHF.ALLOC) !== 0 && s.size > 0 && s.addr >>> 0 < 0x9e000000);
-      const span = Math.max(...ram.map((s) => s.addr + s.size)) - Math.min(...ram.map((s) => s.addr));
-      assert.equal(r.ram.bytes, span, 'RAM tree = the RAM sections from first to last');
-      for (const s of ram) assert.equal(findNode(r.ram, s.name)?.bytes, s.size, `section ${s.name}`);
-      // Attribution, not a catch-all: in kernel code almost every byte has its symbol and object.
-      for (const name of KERNEL_REGIONS) {
-        const region: SizeNode = findNode(r.flash, name)!;
-        const loose = (region.children ?? []).filter((c) => c.kind === 'other').reduce((t, n) => t + n.bytes, 0);
-        assert.ok(loose < region.bytes * 0.03, `${name}: ${loose} of ${region.bytes} bytes without a symbol`);
-      }
-      // Spot checks against the symbol table: a function's bytes, its object and its region.
-      const start = elf.findSymbol('start_kernel')!;
-      assert.equal(findNode(r.flash, 'init code + tables', 'init', 'init/main.o', 'start_kernel')?.bytes, start.size);
-      const printk = elf.findSymbol('_printk')!;
-      assert.equal(findNode(r.flash, 'kernel text', 'kernel/printk', 'kernel/printk/printk.o', '_printk')?.bytes, printk.size);
-      // A strong definition wins over a weak one (init/version.c's init_uts_ns is weak).
-      const uts = below(r.ram, 'object').filter((o) => findNode(o, 'init_uts_ns'));
-      assert.deepEqual(uts.map((o) => o.name), ['init/version-timestamp.o']);
-      // Statics of the same name and size in files of the same name (fs/inode.c, fs/proc/inode.c): each to its own object.
-      const inits = elf.symbols.filter((x) => x.name === 'init_once' && x.size > 0);
-      const initNodes = below(r.flash, 'object').filter((o) => findNode(o, 'init_once'));
-      assert.equal(initNodes.length, inits.length, `init_once in ${initNodes.map((o) => o.name).join(', ')}`);
-      for (const o of initNodes) assert.equal(findNode(o, 'init_once')!.bytes, inits[0]!.size, o.name);
-      // An assembler label stays inside its own object's section: the empty root DTB's end marker owns nothing past it.
-      for (const o of below(r.flash, 'object')) {
-        const end = findNode(o, '__dtb_empty_root_end');
-        if (end) assert.ok(end.bytes <= 0x60, `__dtb_empty_root_end: ${end.bytes} bytes`);
-      }
-      const logBuf = elf.findSymbol('__log_buf')!;
-      const inRam = below(r.ram, 'symbol').find((n) => n.name === '__log_buf');
-      assert.equal(inRam?.bytes, logBuf.size, '__log_buf is static RAM');
+      await checkSizeAddsUp(ctx);
     });
   }
 
