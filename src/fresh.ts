@@ -187,7 +187,8 @@ function writeInto(root: string, rootPath: string, text: string): void {
 function rootEnv(): string[] {
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb' };
   if (process.env.CI) env.CI = process.env.CI;
-  if (skippedBoards().length > 0) env[SKIP_BOARDS_ENV] = skippedBoards().join(',');
+  const skipped = skippedBoards();
+  if (skipped.length > 0) env[SKIP_BOARDS_ENV] = skipped.join(',');
   if (process.env[POWERCUT_RUNS_ENV]) env[POWERCUT_RUNS_ENV] = String(powercutRuns());
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULTS, defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext, type Toolchain, type Variant } from './context.ts';
+import { defaultUserspace, defconfigPath, makeContext, userspacePaths, type BuildContext, type Toolchain, type Variant } from './context.ts';
 import { badInput, EXIT, XipError } from './errors.ts';
 import { checkXipText } from './kernel/xiptext.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -230,9 +230,13 @@ function checkXipAwareCode(ctx: BuildContext, tree: string): void {
  */
 export async function seedKbuild(ctx: BuildContext, originHash: string): Promise<string | undefined> {
   if (existsSync(ctx.kbuildDir)) return undefined;
-  // Another root-in-flash profile's build has the very same kernel config: a relink at most. Else the default profile's, else any.
-  const flashRoot = (n: string) => getProfile(n).flashRootfs !== undefined;
-  const siblings = profileNames().filter((n) => flashRoot(n) === flashRoot(ctx.userspace));
+  // A profile with the very same kernel options (root in flash or not, the same extra Kconfig lines): a relink at most. Else the default profile's, else any.
+  const sameKernel = (n: string) => {
+    const p = getProfile(n);
+    const me = getProfile(ctx.userspace);
+    return (p.flashRootfs !== undefined) === (me.flashRootfs !== undefined) && (p.kconfig ?? '') === (me.kconfig ?? '');
+  };
+  const siblings = profileNames().filter(sameKernel);
   // The same profile first (its default-loader build, or its build of the other toolchain name or variant).
   const order = [...new Set([ctx.userspace, ...siblings, defaultUserspace(ctx.board, ctx.config), ...profileNames()])];
   const sameCompiler: Toolchain | undefined = ctx.toolchain === 'clang' ? 'llvm' : ctx.toolchain === 'llvm' ? 'clang' : undefined;

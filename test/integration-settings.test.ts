@@ -4,7 +4,6 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { mergeEnv } from '../src/cli.ts';
 import { makeContext, type Toolchain } from '../src/context.ts';
 import { jobs, kernelEnv, makeVars } from '../src/kernel/kbuild.ts';
 import { sourcePaths } from '../src/kernel/source.ts';

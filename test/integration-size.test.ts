@@ -6,13 +6,12 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { mergeEnv } from '../src/cli.ts';
 import { makeContext, type Toolchain } from '../src/context.ts';
-import { readElf, SHF } from '../src/elf/elf32.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { inspectPage } from '../src/report/browser.ts';
 import type { SizeDiff } from '../src/size/diff.ts';
-import type { SizeNode, SizeReport } from '../src/size/types.ts';
+import type { SizeReport } from '../src/size/types.ts';
 import { runXip, xipLogged } from './fixtures/cli.ts';
-import { below, checkSizeAddsUp, checkSums, findNode, sizeOf } from './fixtures/size.ts';
+import { checkSizeAddsUp, checkSums, findNode, sizeOf } from './fixtures/size.ts';
 
 /**
  * `xip size`, `xip size --diff` and `xip report --html` on real builds: the

@@ -63,10 +63,14 @@ describe('seedKbuild', () => {
     assert.equal(await seedKbuild(ctx, 'origin1'), basename(stress.variantDir));
     // The router config: the root-in-flash profile's sibling (same kernel config) before the default profile.
     const r = join(tmp, 'f');
-    fakeDefaultBuild(r, 'origin1', 'router', 'router');
-    const cramfs = makeContext({ buildDir: r, config: 'router', userspace: 'router-cramfs' });
-    const sibling = fakeDefaultBuild(r, 'origin1', 'router-xip', 'router');
+    const router = 'lwrt_qemu_malta_defconfig';
+    const def = fakeDefaultBuild(r, 'origin1', undefined, router);
+    assert.equal(def.userspace, 'router', "the router config's default profile");
+    const cramfs = makeContext({ buildDir: r, config: router, userspace: 'router-cramfs' });
+    const sibling = fakeDefaultBuild(r, 'origin1', 'router-xip', router);
     assert.equal(await seedKbuild(cramfs, 'origin1'), basename(sibling.variantDir));
+    // The default profile's build before any other's: router-unsafe adds a Kconfig line, so router-xip is no sibling of it.
+    assert.equal(await seedKbuild(makeContext({ buildDir: r, config: router, userspace: 'router-unsafe' }), 'origin1'), basename(def.variantDir));
   });
 
   it('seeds across variants and between clang and LLVM=1, the same compiler; never across compilers', async () => {

@@ -41,10 +41,10 @@ export const SKIP_BOARDS_ENV = 'XIP_TEST_SKIP_BOARDS';
 export function skippedBoards(value = process.env[SKIP_BOARDS_ENV]): string[] {
   const names = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const realBoards = BOARDS.filter((b) => b.qemu === undefined).map((b) => b.name);
+  const use = `use ${realBoards.join(', ')} (comma-separated), or unset it`;
   for (const n of names) {
-    if (!realBoards.includes(n)) {
-      throw badInput(`${SKIP_BOARDS_ENV} names '${n}', which is not a board QEMU cannot boot: use some of ${realBoards.join(', ')}, comma-separated, or unset it`);
-    }
+    if (!BOARDS.some((b) => b.name === n)) throw badInput(`${SKIP_BOARDS_ENV}: no board '${n}': ${use}`);
+    if (!realBoards.includes(n)) throw badInput(`${SKIP_BOARDS_ENV}: '${n}' is booted in QEMU and cannot be left out; only boards QEMU cannot boot can: ${use}`);
   }
   return names;
 }

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelCmdline } from '../boards/flashmap.ts';
 import type { BuildContext } from '../context.ts';
-import { XipError, badInput } from '../errors.ts';
+import { badInput } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { run } from '../proc.ts';
 

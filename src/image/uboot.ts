@@ -22,7 +22,7 @@ export interface UbootBinary {
 /** The pinned package of this host's Debian release; throws naming the releases that have one. */
 export function ubootPin(board: Board, codename = hostCodename()): { package: string; version: string; sha256: string; binary: string } {
   const u = board.uboot?.stock;
-  if (!u) throw badInput(`board ${board.name} names no U-Boot package: use --loader shim`);
+  if (!u) throw badInput(`board ${board.name} has no stock U-Boot package: use ${board.uboot ? 'LOADER=uboot (built from source) or ' : ''}LOADER=shim`);
   const pin = codename === undefined ? undefined : u.pins[codename];
   if (!pin) {
     throw badInput(

@@ -182,7 +182,9 @@ export async function configure(
   const inputPath = join(ctx.kbuildDir, 'xip-config.in');
   const previous = existsSync(inputPath) ? readFileSync(inputPath, 'utf8') : undefined;
   const inputMap = parseConfig(input);
-  if (previous === input && existsSync(ctx.dotConfig)) {
+  // The toolchain too: a build directory seeded from a clang build must not keep its .config under LLVM=1.
+  const recorded = `# toolchain ${ctx.toolchain}\n${input}`;
+  if (previous === recorded && existsSync(ctx.dotConfig)) {
     const final = parseConfig(readFileSync(ctx.dotConfig, 'utf8'));
     checkVariant(final, ctx.variant, srcTree);
     return { changed: false, dropped: droppedSymbols(inputMap, final) };
@@ -196,7 +198,7 @@ export async function configure(
   const dropped = droppedSymbols(inputMap, final);
   checkVariant(final, ctx.variant, srcTree);
   // Record the input only once the config is complete and checked.
-  writeFileAtomic(inputPath, input);
+  writeFileAtomic(inputPath, recorded);
   for (const d of dropped) {
     if (!/^CONFIG_XIP_/.test(d) || ctx.variant === 'xip') warn(`${ctx.config}: ${d} did not survive olddefconfig`);
   }

@@ -1,5 +1,5 @@
 import { fmtInt, judgeTargets, type Results } from '../measure/index.ts';
-import { MEMORY_FIELDS, type MemoryFields } from '../measure/memory.ts';
+import { MEMORY_FIELDS } from '../measure/memory.ts';
 import { renderTable } from '../text.ts';
 
 /**

@@ -1,4 +1,3 @@
-import type { Board } from '../boards/index.ts';
 import type { BuildContext } from '../context.ts';
 import type { Hasher } from '../stamp.ts';
 import type { FlashRootfs } from './flashroot.ts';
