@@ -184,12 +184,9 @@ function writeInto(root: string, rootPath: string, text: string): void {
 }
 
 /** The clean environment of a command run inside the root, as a login shell of root would have it. */
-function rootEnv(): string[] {
-  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb' };
+function rootEnv(tests: Record<string, string>): string[] {
+  const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', ...tests };
   if (process.env.CI) env.CI = process.env.CI;
-  const skipped = skippedBoards();
-  if (skipped.length > 0) env[SKIP_BOARDS_ENV] = skipped.join(',');
-  if (process.env[POWERCUT_RUNS_ENV]) env[POWERCUT_RUNS_ENV] = String(powercutRuns());
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
@@ -221,6 +218,11 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   // A wrong board name in $XIP_TEST_SKIP_BOARDS, or a wrong number of power cuts: one line, before any work.
   const skipped = skippedBoards();
   const cuts = process.env[POWERCUT_RUNS_ENV] ? powercutRuns() : undefined;
+  // The test settings the root's make test gets, checked once here.
+  const tests: Record<string, string> = {
+    ...(skipped.length > 0 ? { [SKIP_BOARDS_ENV]: skipped.join(',') } : {}),
+    ...(cuts !== undefined ? { [POWERCUT_RUNS_ENV]: String(cuts) } : {}),
+  };
   const rel = o.release;
   const work = resolve(o.workDir ?? join(o.repo, 'build', 'fresh', `debian-${rel.version}`));
   const root = join(work, 'root');
@@ -257,7 +259,7 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
     }
   };
   const inRoot = (name: string, script: string, opts: { echo?: (l: string) => boolean; timeoutMs?: number; allowFailure?: boolean } = {}) =>
-    run('chroot', [root, '/usr/bin/env', '-i', ...rootEnv(), 'sh', '-ec', script], {
+    run('chroot', [root, '/usr/bin/env', '-i', ...rootEnv(tests), 'sh', '-ec', script], {
       log: join(logs, `${name}.log`),
       what: `${name} (in the Debian ${rel.version} root)`,
       timeoutMs: opts.timeoutMs ?? 20 * 60 * 1000,

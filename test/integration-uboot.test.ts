@@ -11,7 +11,7 @@ import { swapWords } from '../src/image/layout.ts';
 import { readImageReport } from '../src/image/stage.ts';
 import { DEFAULT_MARKERS, parseMemoryLine } from '../src/qemu/markers.ts';
 import { boot } from '../src/qemu/runner.ts';
-import { buildAndCheck, inOrder, ubootCli, ubootSourceSuite } from './fixtures/uboot-suite.ts';
+import { buildAndCheck, inOrder, markerRes, ubootCli, ubootSourceSuite } from './fixtures/uboot-suite.ts';
 
 /**
  * Booting like a router, from the flash chip alone:
@@ -37,8 +37,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'xip-uboot-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const cli = ubootCli('malta', toolchain);
-
-const markerRes = DEFAULT_MARKERS.map((m) => new RegExp(m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
 
 ubootSourceSuite(toolchain);
 
