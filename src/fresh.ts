@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlin
 import { dirname, join, resolve } from 'node:path';
 import type { BoardData } from './boards/board.ts';
 import { SKIP_BOARDS_ENV, skippedBoards } from './boards/index.ts';
+import { SKIP_SUITES_ENV, skippedSuites } from './testskip.ts';
 import { POWERCUT_RUNS_ENV, powercutRuns } from './settings/powercut.ts';
 import { aptSourceFiles, debianArchive, parseAptSources, registeredBoards, type AptEntry } from './doctor.ts';
 import { EXIT, XipError, badInput } from './errors.ts';
@@ -145,6 +146,8 @@ export interface FreshResult {
   failure?: string;
   /** Boards left out of make test by $XIP_TEST_SKIP_BOARDS (their tests report skipped). */
   skippedBoards?: string[];
+  /** malta suites left out by $XIP_TEST_SKIP_SUITES (each reports one skipped test). */
+  skippedSuites?: string[];
   /** $XIP_POWERCUT_RUNS, when it was set: the settings test's number of power cuts. */
   powercutRuns?: number;
 }
@@ -215,12 +218,14 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
   if (process.getuid?.() !== 0) {
     throw new XipError('fresh-check needs root (debootstrap, chroot and mounts): run it as root, e.g. sudo make fresh-check', { exitCode: EXIT.environment });
   }
-  // A wrong board name in $XIP_TEST_SKIP_BOARDS, or a wrong number of power cuts: one line, before any work.
+  // A wrong board or suite name, or a wrong number of power cuts: one line, before any work.
   const skipped = skippedBoards();
+  const suites = skippedSuites();
   const cuts = process.env[POWERCUT_RUNS_ENV] ? powercutRuns() : undefined;
   // The test settings the root's make test gets, checked once here.
   const tests: Record<string, string> = {
     ...(skipped.length > 0 ? { [SKIP_BOARDS_ENV]: skipped.join(',') } : {}),
+    ...(suites.length > 0 ? { [SKIP_SUITES_ENV]: suites.join(',') } : {}),
     ...(cuts !== undefined ? { [POWERCUT_RUNS_ENV]: String(cuts) } : {}),
   };
   const rel = o.release;
@@ -268,8 +273,9 @@ export async function freshCheck(o: FreshOptions): Promise<FreshResult> {
       onLine: opts.echo ? (l) => (opts.echo!(l) ? info(`  ${l}`) : undefined) : undefined,
     });
 
-  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString(), ...(skipped.length > 0 ? { skippedBoards: skipped } : {}), ...(cuts !== undefined ? { powercutRuns: cuts } : {}) };
+  const result: FreshResult = { debian: rel.version, commit, ok: false, seconds, versions, logs, date: new Date().toISOString(), ...(skipped.length > 0 ? { skippedBoards: skipped } : {}), ...(suites.length > 0 ? { skippedSuites: suites } : {}), ...(cuts !== undefined ? { powercutRuns: cuts } : {}) };
   if (skipped.length > 0) info(`fresh-check (Debian ${rel.version}): ${SKIP_BOARDS_ENV}=${skipped.join(',')}: the tests of ${skipped.join(' and ')} report skipped`);
+  if (suites.length > 0) info(`fresh-check (Debian ${rel.version}): ${SKIP_SUITES_ENV}=${suites.join(',')}: these malta suites report skipped`);
   if (cuts !== undefined) info(`fresh-check (Debian ${rel.version}): ${POWERCUT_RUNS_ENV}=${cuts}: the settings test makes ${cuts} power cuts (50 without it)`);
   try {
     const archives = archivesOf(parseAptSources(aptSourceFiles()));
@@ -344,6 +350,7 @@ export function formatFresh(r: FreshResult): string {
     `fresh-check Debian ${r.debian} at ${r.commit.slice(0, 12)}: ${r.ok ? 'PASSED' : 'FAILED'}${r.failure ? ` (${r.failure})` : ''}`,
     s ? `  tests ${s.tests}: ${s.pass} passed, ${s.fail} failed, ${s.skipped} skipped, ${s.cancelled} cancelled` : '  no test summary',
     ...(r.skippedBoards ? [`  boards left out (${SKIP_BOARDS_ENV}): ${r.skippedBoards.join(', ')}`] : []),
+    ...(r.skippedSuites ? [`  malta suites left out (${SKIP_SUITES_ENV}): ${r.skippedSuites.join(', ')}`] : []),
     ...(r.powercutRuns !== undefined ? [`  power cuts (${POWERCUT_RUNS_ENV}): ${r.powercutRuns}`] : []),
     `  times: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}`,
     ...Object.entries(r.versions).map(([k, v]) => `  ${k}: ${v}`),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { XipError } from '../src/errors.ts';
 import { malta } from '../src/boards/malta.ts';
 import { skippedBoards } from '../src/boards/index.ts';
 import { powercutRuns } from '../src/settings/powercut.ts';
+import { SUITES, skippedSuites } from '../src/testskip.ts';
 import { archivesOf, formatFresh, mountsUnder, processesIn, releaseOf, rootSources, testSummary, versionProbes } from '../src/fresh.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xip-fresh-test-'));
@@ -70,8 +71,9 @@ describe('fresh-check pieces', () => {
     assert.match(text, /tests 312: 310 passed, 1 failed, 1 skipped/);
     assert.match(text, /\nfresh-check: 310 passed, 1 failed, 1 skipped$/);
     assert.doesNotMatch(text, /left out/);
-    const partial = formatFresh({ debian: '12', commit: 'abcdef0123456789', ok: true, summary: testSummary(lines), seconds: {}, versions: {}, logs: '/l', date: 'd', skippedBoards: ['mt7628', 'ar9331'] });
+    const partial = formatFresh({ debian: '12', commit: 'abcdef0123456789', ok: true, summary: testSummary(lines), seconds: {}, versions: {}, logs: '/l', date: 'd', skippedBoards: ['mt7628', 'ar9331'], skippedSuites: ['router', 'xipchecks'] });
     assert.match(partial, /boards left out \(XIP_TEST_SKIP_BOARDS\): mt7628, ar9331/);
+    assert.match(partial, /malta suites left out \(XIP_TEST_SKIP_SUITES\): router, xipchecks/);
   });
 
   it('XIP_TEST_SKIP_BOARDS: boards but malta, comma-separated; anything else is one line', () => {
@@ -81,6 +83,17 @@ describe('fresh-check pieces', () => {
     assert.deepEqual(skippedBoards('malta-be,mt7628'), ['malta-be', 'mt7628']);
     assert.throws(() => skippedBoards('malta'), /^XipError: XIP_TEST_SKIP_BOARDS: malta cannot be left out \(every other test runs on it\): use malta-be, mt7628, ar9331 \(comma-separated\), or unset it$/);
     assert.throws(() => skippedBoards('mt7628,nosuch'), /^XipError: XIP_TEST_SKIP_BOARDS: no board 'nosuch': use malta-be, mt7628, ar9331/);
+  });
+
+  it('XIP_TEST_SKIP_SUITES: the named malta suites, comma-separated; anything else is one line', () => {
+    assert.deepEqual(skippedSuites(''), []);
+    assert.deepEqual(skippedSuites(' router,xipchecks '), ['router', 'xipchecks']);
+    assert.throws(() => skippedSuites('router,boot'), /^XipError: XIP_TEST_SKIP_SUITES: no suite 'boot': use flashroot, router, settings, network, size, xipchecks \(comma-separated\), or unset it$/);
+    // Each name is a test file that wraps its suites in skippable(name, ...).
+    for (const [name, what] of Object.entries(SUITES)) {
+      const file = what.split(':')[0]!;
+      assert.match(readFileSync(file, 'utf8'), new RegExp(`skippable\\('${name}'`), file);
+    }
   });
 
   it('XIP_POWERCUT_RUNS: a whole number from 1 up, 50 when unset; anything else is one line', () => {

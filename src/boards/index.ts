@@ -1,4 +1,5 @@
 import { badInput } from '../errors.ts';
+import { envList } from '../testskip.ts';
 import { BoardSchema, defaultLoader, LOADERS, qemuOf, type Board, type BoardData, type Loader, type Partition, type QemuSpec } from './board.ts';
 import { withLoader } from './flashmap.ts';
 import { malta } from './malta.ts';
@@ -40,14 +41,8 @@ export const SKIP_BOARDS_ENV = 'XIP_TEST_SKIP_BOARDS';
 
 /** The boards $XIP_TEST_SKIP_BOARDS names (comma-separated); one line naming a wrong one. */
 export function skippedBoards(value = process.env[SKIP_BOARDS_ENV]): string[] {
-  const names = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const others = BOARDS.map((b) => b.name).filter((n) => n !== 'malta');
-  const use = `use ${others.join(', ')} (comma-separated), or unset it`;
-  for (const n of names) {
-    if (n === 'malta') throw badInput(`${SKIP_BOARDS_ENV}: malta cannot be left out (every other test runs on it): ${use}`);
-    if (!others.includes(n)) throw badInput(`${SKIP_BOARDS_ENV}: no board '${n}': ${use}`);
-  }
-  return names;
+  return envList(SKIP_BOARDS_ENV, 'board', value, others, { malta: 'cannot be left out (every other test runs on it)' });
 }
 
 export { type Board, type Loader } from './board.ts';
