@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { makeContext, type Toolchain } from '../src/context.ts';
+import { makeContext, type BuildContext, type Toolchain } from '../src/context.ts';
 import { jobs, kernelEnv, makeVars } from '../src/kernel/kbuild.ts';
 import { sourcePaths } from '../src/kernel/source.ts';
 import { checkXipText } from '../src/kernel/xiptext.ts';
@@ -42,14 +42,20 @@ const others: Toolchain[] = toolchain === 'gcc' ? ['clang'] : ['gcc'];
 const cli = (userspace: string, args: string[], timeoutMs: number) =>
   xipLogged(['--config', config, '--toolchain', toolchain, '--variant', 'xip', '--userspace', userspace, ...args], timeoutMs);
 
+/** A router profile built with its flash image through the CLI: its build context. */
+async function built(userspace: string): Promise<BuildContext> {
+  const ctx = makeContext({ config, variant: 'xip', toolchain, userspace });
+  let r = await cli(userspace, ['build'], 40 * 60 * 1000);
+  assert.equal(r.code, 0, r.out);
+  r = await cli(userspace, ['image'], 5 * 60 * 1000);
+  assert.equal(r.code, 0, r.out);
+  return ctx;
+}
+
 skippable('settings', () => {
   describe(`settings on the flash the kernel executes from (${toolchain})`, { timeout: 60 * 60 * 1000 }, () => {
     it('router-xip: the kernel has the CFI driver with MTD_XIP; the image starts its settings partition with the defaults and an admin token', async () => {
-      const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-xip' });
-      let r = await cli('router-xip', ['build'], 40 * 60 * 1000);
-      assert.equal(r.code, 0, r.out);
-      r = await cli('router-xip', ['image'], 5 * 60 * 1000);
-      assert.equal(r.code, 0, r.out);
+      const ctx = await built('router-xip');
       const cfg = readFileSync(ctx.dotConfig, 'utf8');
       for (const s of ['MTD_CFI', 'MTD_CFI_INTELEXT', 'MTD_XIP', 'ARCH_MTD_XIP']) assert.match(cfg, new RegExp(`^CONFIG_${s}=y$`, 'm'), s);
       const report = readImageReport(ctx);
@@ -88,11 +94,7 @@ skippable('settings', () => {
     });
 
     it('control: router-unsafe (MTD_XIP off) hangs at the CFI probe of the settings partition, as a board would', async () => {
-      const ctx = makeContext({ config, variant: 'xip', toolchain, userspace: 'router-unsafe' });
-      let r = await cli('router-unsafe', ['build'], 40 * 60 * 1000);
-      assert.equal(r.code, 0, r.out);
-      r = await cli('router-unsafe', ['image'], 5 * 60 * 1000);
-      assert.equal(r.code, 0, r.out);
+      const ctx = await built('router-unsafe');
       assert.match(readFileSync(ctx.dotConfig, 'utf8'), /^# CONFIG_MTD_XIP is not set$/m);
       const dir = mkdtempSync(join(tmpdir(), 'xip-unsafe-'));
       try {
