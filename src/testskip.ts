@@ -8,7 +8,7 @@ import { badInput } from './errors.ts';
 
 /** The names a comma-separated list variable holds (`what`: board, suite); one line naming the first that is not allowed. */
 export function envList(env: string, what: string, value: string | undefined, allowed: readonly string[], refuse: Record<string, string> = {}): string[] {
-  const names = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const names = [...new Set((value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))];
   const use = `use ${allowed.join(', ')} (comma-separated), or unset it`;
   for (const n of names) {
     if (refuse[n] !== undefined) throw badInput(`${env}: ${n} ${refuse[n]}: ${use}`);
@@ -44,5 +44,6 @@ export function skippedSuites(value = process.env[SKIP_SUITES_ENV]): string[] {
 /** Why this suite is left out of this run (the skip reason its tests report), or false when it runs. */
 export function suiteSkip(suite: string): string | false {
   if (SUITES[suite] === undefined) throw new Error(`suiteSkip: '${suite}' is not in SUITES`);
-  return skippedSuites().includes(suite) ? `${SKIP_SUITES_ENV}=${process.env[SKIP_SUITES_ENV]} leaves ${suite} out of this run` : false;
+  const names = skippedSuites();
+  return names.includes(suite) ? `${SKIP_SUITES_ENV}=${names.join(',')} leaves ${suite} out of this run` : false;
 }
