@@ -17,6 +17,11 @@ export function envList(env: string, what: string, value: string | undefined, al
   return names;
 }
 
+/** Why a run leaves `name` out (the skip reason its tests report), or false when the list does not name it. */
+export function skipReason(env: string, names: readonly string[], name: string): string | false {
+  return names.includes(name) ? `${env}=${names.join(',')} leaves ${name} out of this run` : false;
+}
+
 /** The variable that leaves whole malta suites out of `make test`. */
 export const SKIP_SUITES_ENV = 'XIP_TEST_SKIP_SUITES';
 
@@ -44,6 +49,5 @@ export function skippedSuites(value = process.env[SKIP_SUITES_ENV]): string[] {
 /** Why this suite is left out of this run (the skip reason its tests report), or false when it runs. */
 export function suiteSkip(suite: string): string | false {
   if (SUITES[suite] === undefined) throw new Error(`suiteSkip: '${suite}' is not in SUITES`);
-  const names = skippedSuites();
-  return names.includes(suite) ? `${SKIP_SUITES_ENV}=${names.join(',')} leaves ${suite} out of this run` : false;
+  return skipReason(SKIP_SUITES_ENV, skippedSuites(), suite);
 }

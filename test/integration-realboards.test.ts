@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { kseg0, partitionOf } from '../src/boards/board.ts';
-import { SKIP_BOARDS_ENV, skippedBoards } from '../src/boards/index.ts';
+import { boardSkip } from '../src/boards/index.ts';
 import { findNode, getStrings, parseFdt } from '../src/boards/fdt.ts';
 import { makeContext, userspacePaths, type Toolchain } from '../src/context.ts';
 import { readImageReport } from '../src/image/stage.ts';
@@ -33,9 +33,6 @@ const BOARDS = [
 
 const tmp = mkdtempSync(join(tmpdir(), 'xip-realboards-'));
 
-/** A board $XIP_TEST_SKIP_BOARDS names is reported skipped, with the reason (CI: the real boards in one root only). */
-const skipOf = (board: string) => (skippedBoards().includes(board) ? `${SKIP_BOARDS_ENV}=${process.env[SKIP_BOARDS_ENV]} leaves ${board} out of this run` : false);
-
 /**
  * The AR9331's router (the TL-MR3020 is a 4/32 router): the router kernel
  * (ag71xx, the AR9331 switch through DSA, netfilter NAT) with the router
@@ -44,7 +41,7 @@ const skipOf = (board: string) => (skippedBoards().includes(board) ? `${SKIP_BOA
  * kernel (as on malta); README gives the clang size, measured once.
  */
 describe('ar9331 router (gcc): built and verified, not booted', { timeout: 40 * 60 * 1000 }, () => {
-  const skip = skipOf('ar9331');
+  const skip = boardSkip('ar9331');
   const ctx = makeContext({ board: 'ar9331', variant: 'xip', toolchain: 'gcc', config: 'lwrt_ar9331_tl_mr3020_defconfig' });
   it('builds with the router userspace, fits the kernel partition, and verify passes', { skip }, async () => {
     assert.equal(ctx.userspace, 'router');
@@ -73,7 +70,7 @@ for (const b of BOARDS) {
     const cli = (args: string[], timeoutMs: number) => xipLogged(['--board', b.name, '--toolchain', toolchain, ...args], timeoutMs);
 
     describe(`${b.name} (${toolchain}): built and verified, not booted`, { timeout: 40 * 60 * 1000 }, () => {
-      const skip = skipOf(b.name);
+      const skip = boardSkip(b.name);
       it('builds, makes the kernel partition for the board loader, and verify passes', { skip }, async () => {
         let r = await cli(['build'], 35 * 60 * 1000);
         assert.equal(r.code, 0, r.out);

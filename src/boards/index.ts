@@ -1,5 +1,5 @@
 import { badInput } from '../errors.ts';
-import { envList } from '../testskip.ts';
+import { envList, skipReason } from '../testskip.ts';
 import { BoardSchema, defaultLoader, LOADERS, qemuOf, type Board, type BoardData, type Loader, type Partition, type QemuSpec } from './board.ts';
 import { withLoader } from './flashmap.ts';
 import { malta } from './malta.ts';
@@ -43,6 +43,11 @@ export const SKIP_BOARDS_ENV = 'XIP_TEST_SKIP_BOARDS';
 export function skippedBoards(value = process.env[SKIP_BOARDS_ENV]): string[] {
   const others = BOARDS.map((b) => b.name).filter((n) => n !== 'malta');
   return envList(SKIP_BOARDS_ENV, 'board', value, others, { malta: 'cannot be left out (every other test runs on it)' });
+}
+
+/** Why this run leaves the board out (the skip reason its tests report), or false when it runs. */
+export function boardSkip(board: string): string | false {
+  return skipReason(SKIP_BOARDS_ENV, skippedBoards(), board);
 }
 
 export { type Board, type Loader } from './board.ts';
